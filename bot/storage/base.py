@@ -1,0 +1,66 @@
+"""The storage interface the engine and the staff console use."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from contextlib import AbstractAsyncContextManager
+
+from bot.conversation import Conversation
+from bot.messages import IncomingMessage
+
+
+class StorageUnavailable(RuntimeError):
+    """The store cannot be reached: the webhook answers 503 so the platform retries later."""
+
+
+class Storage(ABC):
+    """Conversations, processed-message ids, per-user locks, rate limits and the handoff queue."""
+
+    @abstractmethod
+    async def get(self, key: str) -> Conversation | None: ...
+
+    @abstractmethod
+    async def put(self, conversation: Conversation) -> None:
+        """Save, refreshing the retention period; a handed-off conversation joins the queue."""
+
+    @abstractmethod
+    async def delete(self, key: str) -> None:
+        """Forget everything stored about this user, queue entry included."""
+
+    @abstractmethod
+    async def first_delivery(self, message_id: str) -> bool:
+        """True the first time a platform message id is seen, False for every redelivery."""
+
+    @abstractmethod
+    def user_lock(self, key: str) -> AbstractAsyncContextManager[None]:
+        """Exclusive access to one user's conversation, so their messages are handled one at a time."""
+
+    @abstractmethod
+    async def within_rate_limit(self, key: str, limit: int, window_seconds: int) -> bool:
+        """Count one message; False once the user sent more than ``limit`` in the window."""
+
+    @abstractmethod
+    async def handoff_queue(self) -> list[Conversation]:
+        """Handed-off conversations, urgent first, then oldest first."""
+
+    # -- the durable inbox: accepted messages wait here until they are processed ----------
+
+    @abstractmethod
+    async def push_incoming(self, key: str, message: IncomingMessage) -> None:
+        """Append an accepted message to the user's inbox (durably, before the webhook says 200)."""
+
+    @abstractmethod
+    async def peek_incoming(self, key: str) -> IncomingMessage | None:
+        """The user's oldest unprocessed message, left in place until acknowledged."""
+
+    @abstractmethod
+    async def ack_incoming(self, key: str) -> None:
+        """Remove the user's oldest message: it has been processed and answered."""
+
+    @abstractmethod
+    async def keys_with_incoming(self) -> list[str]:
+        """Users with unprocessed messages (e.g. left behind by a worker that died)."""
+
+    async def close(self) -> None:
+        """Release connections."""
+        return None

@@ -1,0 +1,1 @@
+"""The HTTP server of ``guichet serve``: health check, channel webhooks, web pages."""

@@ -1,0 +1,1 @@
+"""Intent classification for guichet: training data, text normalisation, classifier, benchmark."""
