@@ -4,8 +4,8 @@ A model can be unsure; a person in danger cannot wait for it. The lexicon (`emer
 lists short phrases per category and language. Text and phrases are folded to one Latin skeleton
 (Cyrillic transliterated, accents and Arabic vowel marks dropped, Arabizi digits read as letters,
 common spelling variants merged), so "не хочу жити", "ne hochu zhyty" and "ne xochu jity" meet.
-Words of 6+ letters also match with one typo. A few explicit guard phrases ("emergency shelter")
-cancel the matches they overlap.
+Latin (or transliterated) words of 8+ letters also match with one typo. A few explicit guard
+phrases ("emergency shelter") cancel the matches they overlap.
 """
 
 from __future__ import annotations
@@ -13,20 +13,23 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
 DEFAULT_LEXICON = Path(__file__).with_name("emergency_lexicon.yml")
 
 # Messengers cap messages near 4,096 characters; longer input is bounded to keep detection fast.
 _MAX_CHARS = 4096
-# Latin words this long (after folding) also match with one typo; shorter ones must match exactly
-# (at 6 letters, inflections such as "gestolen"/"gestoken" or "пожежна"/"пожежа" collide).
-_TYPO_MIN_LENGTH = 7
+# Latin words this long (after folding) also match with one typo; shorter ones must match exactly,
+# since short words are too often one letter from another real word ("рахунку"/"ratunku").
+_TYPO_MIN_LENGTH = 8
+# Words whose lexicon candidates are remembered (words repeat a lot across messages).
+_CANDIDATE_CACHE_SIZE = 1 << 16
 # `..` in a phrase skips up to this many words.
 _GAP_WORDS = 3
 _GAP = ".."
@@ -53,6 +56,7 @@ _ARABIZI_DIGITS = str.maketrans({"2": "", "5": "h", "6": "t", "7": "h", "8": "gh
 _VARIANTS = (("shch", "sh"), ("sch", "sh"), ("ch", "sh"), ("kh", "h"), ("q", "k"), ("oo", "u"),
              ("ou", "u"), ("y", "i"), ("j", "i"))
 _REPEATS = re.compile(r"(\D)\1+")
+_ARABIC_REPEATS = re.compile(r"(\D)\1{2,}")  # "الحقوووني"; a real double letter ("ممكن") stays
 
 
 @dataclass(frozen=True)
@@ -72,10 +76,13 @@ class _Phrase:
     source: str
 
 
-def fold_word(word: str) -> str:
+@lru_cache(maxsize=1 << 16)
+def _fold(word: str) -> str:
     """One canonical Latin-or-Arabic spelling for a word, shared by the lexicon and the messages."""
     if any("\u0600" <= char <= "\u06ff" for char in word):
-        return _ARABIC_MARKS.sub("", word).translate(_ARABIC_LETTERS)
+        word = _ARABIC_REPEATS.sub(r"\1", _ARABIC_MARKS.sub("", word).translate(_ARABIC_LETTERS))
+        # The conjunction و ("and") is written joined to the next word: "وفي دخان" is "في دخان".
+        return word[1:] if word.startswith("و") and len(word) > 2 else word
     word = word.translate(_CYRILLIC)
     if not word.isascii():
         word = "".join(c for c in unicodedata.normalize("NFD", word) if not unicodedata.combining(c))
@@ -89,25 +96,48 @@ def fold_word(word: str) -> str:
 
 def _words(text: str) -> list[str]:
     """Casefolded words; apostrophes and punctuation separate them."""
-    text = unicodedata.normalize("NFKC", text).casefold().translate(_APOSTROPHES).translate(_DIGITS)
-    return _TOKEN.findall(text.replace("'", " "))
+    return _TOKEN.findall(_casefold(text).replace("'", " "))
+
+
+def _readings(text: str) -> list[list[str]]:
+    """The message's folded words, read twice when it has an apostrophe: split ("j'ai" -> j ai) and
+    joined, since an apostrophe is also a contraction ("don't" -> dont) or a soft sign ("ub'et")."""
+    text = _casefold(text)
+    readings = [_TOKEN.findall(text.replace("'", " "))]
+    if "'" in text:
+        readings.append(_TOKEN.findall(text.replace("'", "")))
+    return [[_fold(word) for word in words] for words in readings]
+
+
+def _casefold(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).casefold().translate(_APOSTROPHES).translate(_DIGITS)
 
 
 @lru_cache(maxsize=1 << 16)
 def _deletions(word: str) -> frozenset[str]:
-    """The word and every form of it with one letter removed: two words share one iff they are a typo apart."""
+    """The word and its forms with one letter removed: words one typo apart share one of them."""
     return frozenset({word, *(word[:i] + word[i + 1 :] for i in range(len(word)))})
 
 
 def _one_typo_apart(expected: str, typed: str) -> bool:
-    """Arabic script is excluded: there one letter often changes the person ("ضربتني"/"ضربني")."""
-    return (
-        len(expected) >= _TYPO_MIN_LENGTH
-        and expected.isascii()
-        and abs(len(expected) - len(typed)) <= 1
-        and expected[0] == typed[0]
-        and not _deletions(expected).isdisjoint(_deletions(typed))
-    )
+    """One letter wrong, missing, added, or two neighbours swapped; never the first letter.
+
+    Arabic script is excluded: there one letter often changes the person ("ضربتني"/"ضربني")."""
+    if len(expected) < _TYPO_MIN_LENGTH or not expected.isascii() or expected[0] != typed[:1]:
+        return False
+    if len(expected) == len(typed):
+        diff = [i for i, (a, b) in enumerate(zip(expected, typed, strict=True)) if a != b]
+        return len(diff) == 1 or (
+            len(diff) == 2
+            and diff[1] == diff[0] + 1
+            and expected[diff[0]] == typed[diff[1]]
+            and expected[diff[1]] == typed[diff[0]]
+        )
+    shorter, longer = sorted((expected, typed), key=len)
+    if len(longer) - len(shorter) != 1:
+        return False
+    cut = next((i for i, (a, b) in enumerate(zip(shorter, longer, strict=False)) if a != b), len(shorter))
+    return shorter[cut:] == longer[cut + 1 :]
 
 
 def _spellings(entry: str) -> Iterator[str]:
@@ -122,7 +152,7 @@ def _spellings(entry: str) -> Iterator[str]:
 class EmergencyDetector:
     """Finds danger in a message using the multilingual lexicon; cheap and never raises on a message."""
 
-    def __init__(self, categories: dict[str, Iterable[str]], guards: Iterable[str] = ()) -> None:
+    def __init__(self, categories: Mapping[str, Iterable[str]], guards: Iterable[str] = ()) -> None:
         phrases = [
             phrase
             for category, entries in categories.items()
@@ -143,12 +173,16 @@ class EmergencyDetector:
                 for form in _deletions(first):
                     self._typo[form].add(first)
         self._prefix_lengths = sorted({len(stem) for stem in self._prefix})
+        self._candidate_cache: dict[str, tuple[_Phrase, ...]] = {}
 
     @classmethod
     def from_file(cls, path: Path | None = None) -> EmergencyDetector:
         """Load a lexicon file (default: the shipped one); raises ValueError on a malformed file."""
         path = path or DEFAULT_LEXICON
-        document = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+        try:
+            document = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+        except YAMLError as exc:
+            raise ValueError(f"{path}: invalid YAML: {exc}") from exc
         if not isinstance(document, dict) or not isinstance(document.get("emergency"), dict):
             raise ValueError(f"{path}: expected an `emergency:` mapping of category -> language -> phrases")
         categories = {
@@ -170,15 +204,15 @@ class EmergencyDetector:
             return None
         if len(text) > _MAX_CHARS:
             text = text[: _MAX_CHARS // 2] + " " + text[-_MAX_CHARS // 2 :]
-        words = [fold_word(word) for word in _words(text)]
-        found = list(self._matches(words))
-        guarded = [(start, end) for phrase, start, end in found if phrase.category is None]
-        for phrase, start, end in found:
-            if phrase.category is None:
-                continue
-            if any(start < guard_end and guard_start < end for guard_start, guard_end in guarded):
-                continue
-            return EmergencyMatch(category=phrase.category, phrase=phrase.source)
+        for words in _readings(text):
+            found = list(self._matches(words))
+            guarded = [(start, end) for phrase, start, end in found if phrase.category is None]
+            for phrase, start, end in found:
+                if phrase.category is None:
+                    continue
+                if any(start < guard_end and guard_start < end for guard_start, guard_end in guarded):
+                    continue
+                return EmergencyMatch(category=phrase.category, phrase=phrase.source)
         return None
 
     def _matches(self, words: list[str]) -> Iterator[tuple[_Phrase, int, int]]:
@@ -189,7 +223,16 @@ class EmergencyDetector:
                 if end is not None:
                     yield phrase, start, end
 
-    def _candidates(self, word: str) -> Iterator[_Phrase]:
+    def _candidates(self, word: str) -> tuple[_Phrase, ...]:
+        """Phrases whose first word matches `word`, remembered per word."""
+        cached = self._candidate_cache.get(word)
+        if cached is None:
+            if len(self._candidate_cache) >= _CANDIDATE_CACHE_SIZE:
+                self._candidate_cache.clear()
+            cached = self._candidate_cache[word] = tuple(self._find_candidates(word))
+        return cached
+
+    def _find_candidates(self, word: str) -> Iterator[_Phrase]:
         yield from self._exact.get(word, ())
         for length in self._prefix_lengths:
             if length > len(word):
@@ -229,7 +272,7 @@ class EmergencyDetector:
         phrases = []
         for spelling in _spellings(entry):
             words = tuple(
-                _GAP if raw == _GAP else fold_word(raw.rstrip("*")) + ("*" if raw.endswith("*") else "")
+                _GAP if raw == _GAP else _fold(raw.rstrip("*")) + ("*" if raw.endswith("*") else "")
                 for raw in _pattern_words(spelling)
             )
             if not words or _GAP in (words[0], words[-1]) or "*" in words:
