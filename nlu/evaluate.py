@@ -136,7 +136,8 @@ def evaluate(pairs: Iterable[tuple[LabelledMessage, Understanding]], thresholds:
         ):
             tally.add(message, decision)
         got = answered_intent(decision)
-        if got is not None and got != message.intent:
+        refused_oos = message.intent == OUT_OF_SCOPE and got == "human_handoff"
+        if got is not None and got != message.intent and not refused_oos:
             report.confusions[(message.intent, got)] += 1
     return report
 
