@@ -30,13 +30,27 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     from bot.server import build_runtime
     from bot.web.app import create_app
 
-    runtime = build_runtime(config)
-    app = create_app(runtime)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    try:
+        runtime = build_runtime(config)
+    except ValueError as exc:  # a channel half set up, e.g. a WhatsApp token without its secrets
+        print(f"guichet: {exc}", file=sys.stderr)
+        return 2
+    from bot.admin.cli import config_path
+    from bot.admin.console import AdminConsole
+    from bot.staff.console import StaffConsole
+
+    staff = StaffConsole(runtime, config)
+    admin = AdminConsole(runtime, config, config_path(args), staff)
+    app = create_app(runtime, staff=staff, admin=admin)
+    # Open live streams of the staff console must not hold a restart for long.
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=3)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from bot.admin import cli as content_cli
+    from bot.services import cli as services_cli
+    from bot.staff import cli as staff_cli
     from nlu import cli as nlu_cli
 
     parser = argparse.ArgumentParser(
@@ -59,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_serve)
 
     nlu_cli.register(commands)
+    staff_cli.register(commands)
+    services_cli.register(commands)
+    content_cli.register(commands)
     return parser
 
 
@@ -69,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if getattr(args, "config_optional", False):  # e.g. `content check`, which reports a broken config
+        return int(args.func(args, None))
     try:
         config = load_config(args.config)
     except (OSError, ValueError) as exc:

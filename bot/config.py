@@ -135,7 +135,63 @@ class Privacy(_Strict):
 
 
 class StorageSettings(_Strict):
-    url: str | None = None
+    """In memory (one process), or Redis shared by several workers (bot/storage/redis.py)."""
+
+    url: str | None = None  # redis://..., or redis+cluster://one-node:port for a Redis Cluster
+    prefix: str = Field(default="guichet", min_length=1)  # every Redis key starts with it
+    # A worker holds a user's lock under a lease it renews; if it dies, the lock frees itself
+    # after this long and another worker takes over the message it was processing.
+    lock_lease_seconds: float = Field(default=10.0, gt=0)
+    # How often each worker looks for messages left behind by a worker that died.
+    recover_every_seconds: float = Field(default=10.0, gt=0)
+
+
+class ReopenTemplate(_Strict):
+    """An approved WhatsApp message template, sent when staff answer after the 24-hour window."""
+
+    name: str = Field(min_length=1)
+    languages: list[str] = Field(default_factory=list)  # WhatsApp codes it is approved in (en_US, fr...)
+    default_language: str = "en"  # for users whose language it is not approved in
+
+    def language_for(self, lang: str) -> str:
+        """The approved language closest to the user's ``lang``."""
+        for code in self.languages:
+            if code == lang or code.startswith(f"{lang}_"):
+                return code
+        return self.default_language
+
+
+class WhatsAppSettings(_Strict):
+    """The WhatsApp channel's non-secret settings (secrets: GUICHET_WHATSAPP_* variables)."""
+
+    api_version: str = Field(default="v21.0", pattern=r"^v\d+\.\d+$")
+    reopen_template: ReopenTemplate | None = None
+
+
+class TelegramSettings(_Strict):
+    """The Telegram channel's non-secret settings (token and URLs: GUICHET_TELEGRAM_* variables)."""
+
+    # In group chats: answer only messages addressed to the bot (a command, a mention, a reply
+    # to the bot), or leave the group at once.
+    groups: Literal["answer_when_addressed", "leave"] = "answer_when_addressed"
+
+
+class Place(_Strict):
+    """A district of the city that users may type instead of sharing their location."""
+
+    name: str
+    aliases: list[str] = Field(default_factory=list)  # other spellings and scripts
+    postcodes: list[str] = Field(default_factory=list)
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+
+
+class ServicesSettings(_Strict):
+    """The local services directory (``bot/services``): where it lives, the gazetteer."""
+
+    directory: Path | None = None  # default: <responses_dir>/services
+    max_listed: int = Field(default=3, ge=1, le=10)
+    gazetteer: list[Place] = Field(default_factory=list)
 
 
 def _default_staff_dir() -> Path:
@@ -144,7 +200,7 @@ def _default_staff_dir() -> Path:
     return Path(base) / "guichet" / "staff"
 
 
-class TelegramStaffGroup(_Strict):
+class TelegramStaffGroupSettings(_Strict):
     """A staff supergroup with forum topics: one topic per handed-off conversation (optional)."""
 
     chat_id: int | None = None  # e.g. -1001234567890; None turns the relay off
@@ -159,7 +215,22 @@ class HandoffSettings(_Strict):
     staff_dir: Path = Field(default_factory=_default_staff_dir)
     session_hours: int = Field(default=12, ge=1)
     session_secret: str | None = None  # from GUICHET_SESSION_SECRET, never from the file
-    telegram_group: TelegramStaffGroup = Field(default_factory=TelegramStaffGroup)
+    telegram_group: TelegramStaffGroupSettings = Field(default_factory=TelegramStaffGroupSettings)
+
+
+class FeedbackSettings(_Strict):
+    """What the bot keeps so that admins can improve the content (bot/admin)."""
+
+    ratings: bool = False  # 👍/👎 buttons after curated answers
+    # An answer given with less confidence than this also goes to the unanswered-questions inbox.
+    inbox_below: float = Field(default=0.7, ge=0, le=1)
+
+
+class ContentSettings(_Strict):
+    """Live reload of intents/, responses/ and config.yml (bot/admin/reload.py)."""
+
+    watch_seconds: float = Field(default=3.0, ge=0)  # how often files are looked at; 0: only on demand
+    admin_token: str | None = None  # from GUICHET_ADMIN_TOKEN, never from the file
 
 
 class Config(_Strict):
@@ -168,9 +239,18 @@ class Config(_Strict):
     nlu: NLUSettings = Field(default_factory=NLUSettings)
     privacy: Privacy = Field(default_factory=Privacy)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    whatsapp: WhatsAppSettings = Field(default_factory=WhatsAppSettings)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     handoff: HandoffSettings = Field(default_factory=HandoffSettings)
+    services: ServicesSettings = Field(default_factory=ServicesSettings)
+    feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
+    content: ContentSettings = Field(default_factory=ContentSettings)
     intents_dir: Path = PROJECT_ROOT / "intents"
     responses_dir: Path = PROJECT_ROOT / "responses"
+
+    @property
+    def services_dir(self) -> Path:
+        return self.services.directory or self.responses_dir / "services"
 
 
 def load_config(path: Path | None = None) -> Config:
@@ -190,6 +270,7 @@ def load_config(path: Path | None = None) -> Config:
     if staff_dir := os.environ.get("GUICHET_STAFF_DIR"):
         config.handoff.staff_dir = Path(staff_dir)
     config.handoff.session_secret = os.environ.get("GUICHET_SESSION_SECRET") or None
+    config.content.admin_token = os.environ.get("GUICHET_ADMIN_TOKEN") or None
     if staff_token := os.environ.get("GUICHET_STAFF_BOT_TOKEN"):
         config.handoff.telegram_group.token = staff_token
     return config

@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 
 Sender = Callable[[str, str, Sequence[OutgoingMessage]], Awaitable[None]]
 
-_RECOVER_EVERY_SECONDS = 30.0
 _SEND_ATTEMPTS = 6
 
 
@@ -42,13 +41,11 @@ class Dispatcher:
         Raises :class:`StorageUnavailable` when it cannot be stored: the caller must then refuse
         the delivery (HTTP 503) so that the platform retries it later.
         """
-        if message.message_id and not await self.storage.first_delivery(
-            f"{message.channel}:{message.message_id}"
-        ):
+        key = self.engine.key_for(message.channel, message.user_id)
+        delivery = f"{message.channel}:{message.message_id}" if message.message_id else None
+        if not await self.storage.accept_incoming(key, message, delivery):
             log.info("redelivered %s message dropped", message.channel)
             return False
-        key = self.engine.key_for(message.channel, message.user_id)
-        await self.storage.push_incoming(key, message)
         self._drain_soon(key)
         return True
 
@@ -65,18 +62,21 @@ class Dispatcher:
                     message = await self.storage.peek_incoming(key)
                     if message is None:
                         return
-                    await self._process(message)
-                    await self.storage.ack_incoming(key)
+                    try:
+                        await self._process(message)
+                    except (StorageUnavailable, asyncio.CancelledError):
+                        raise
+                    except Exception:
+                        # The message stays in the inbox only if processing can ever succeed; a
+                        # bug must not block the user's later messages forever.
+                        log.exception("processing a queued message failed; it is set aside")
+                    await self.storage.ack_incoming(key, message)
             except StorageUnavailable:
                 log.warning("storage unavailable while processing; retrying later")
                 await asyncio.sleep(1.0)
-            except asyncio.CancelledError:
-                raise
             except Exception:
-                # The message stays in the inbox only if processing can ever succeed; a bug
-                # must not block the user's later messages forever.
-                log.exception("processing a queued message failed; it is set aside")
-                await self.storage.ack_incoming(key)
+                log.exception("draining an inbox failed; recovery will try again")
+                return
 
     async def _process(self, message: IncomingMessage) -> None:
         replies = await self.engine.handle(message)
@@ -114,7 +114,7 @@ class Dispatcher:
                     await self.recover()
                 except StorageUnavailable:
                     log.warning("storage unavailable during recovery")
-                await asyncio.sleep(_RECOVER_EVERY_SECONDS)
+                await asyncio.sleep(self.engine.config.storage.recover_every_seconds)
 
         self._recovery = asyncio.get_running_loop().create_task(periodically())
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot.admin.journal import Journal
+from bot.admin.ratings import RATE_PAYLOAD, parse_rating, rating_payload
 from bot.config import Config
 from bot.content import AnswerBook
 from bot.conversation import Conversation, Handoff, HandoffReason, Role, Turn, utcnow
@@ -28,10 +31,12 @@ from bot.messages import (
     Button,
     IncomingMessage,
     Kind,
+    Location,
     OutgoingMessage,
 )
 from bot.policy import Action, Decision, decide
 from bot.privacy import pseudonym
+from bot.services import Found, Point, ServiceGuide
 from bot.storage import Storage
 from nlu.langid import LanguageGuess
 from nlu.understanding import EMERGENCY, OUT_OF_SCOPE, NLUBackend, NLUUnavailable, Understanding
@@ -52,6 +57,11 @@ MAIN_TOPICS = (
     "guichet_info",
 )
 _MEDIA_WITH_HANDOFF = {Kind.AUDIO, Kind.DOCUMENT}
+# Transcript event recording a topic whose local services were listed ("nearest" uses the last one).
+SERVICES_EVENT = "services"
+# Transcript events of the 👍/👎 question after an answer, and of its answer (counted once).
+RATING_ASKED_EVENT = "rating asked"
+RATED_EVENT = "rated"
 
 
 @dataclass(frozen=True)
@@ -76,8 +86,12 @@ class ConversationEngine:
         secret: bytes,
         events: EventBus | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
+        services: ServiceGuide | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.config = config
+        self.journal = journal  # notes for admins: missed questions, answers shown, ratings
+        self.services = services
         self.nlu = nlu
         self.answers = answers
         self.catalogs = catalogs
@@ -123,6 +137,8 @@ class ConversationEngine:
         await self.storage.put(conversation)
         for event in events:
             await self.events.publish(event)
+        if self.journal:
+            await self.journal.flush()
         return Reply(replies, conversation)
 
     # -- dispatch ---------------------------------------------------------------------------
@@ -137,6 +153,8 @@ class ConversationEngine:
             return await self._on_button(conversation, message, now, events)
         if message.kind is Kind.COMMAND:
             return self._on_command(conversation, message, now, events)
+        if message.kind is Kind.LOCATION and self.services and _valid_point(message.location):
+            return self._on_location(conversation, message, now, events)
         return self._on_media(conversation, message, now, events)
 
     def _lang(self, conversation: Conversation, message: IncomingMessage) -> str:
@@ -173,6 +191,7 @@ class ConversationEngine:
                 events.append(Event(EventKind.USER_MESSAGE, conversation.key))
                 return []
             return self._hand_off(conversation, lang, "nlu_unavailable", [], now, events)
+        lang_before = conversation.lang
         lang_known = self._update_language(conversation, message, understanding)
         lang = conversation.lang or self._default_lang
         decision = decide(understanding, self.config.nlu.thresholds)
@@ -183,6 +202,12 @@ class ConversationEngine:
         if conversation.handed_off:
             events.append(Event(EventKind.USER_MESSAGE, conversation.key))
             return []
+        if self.services and (found := self.services.place_in(text)):
+            answers_topic = decision.action is Action.ANSWER and self.services.covers(decision.intent)
+            if not answers_topic and (nearby := self._on_place(conversation, found, lang_before, now)):
+                return nearby
+        if self.journal:
+            self.journal.note_understood(conversation.key, text, lang, decision, guesses, now)
         return self._act(conversation, decision, lang, guesses, now, events)
 
     def _update_language(
@@ -234,13 +259,103 @@ class ConversationEngine:
             return [self.language_menu(lang)]
         if intent == OUT_OF_SCOPE or not self.answers.has(intent):
             return self._hand_off(conversation, lang, "unsure", [], now, events)
-        return [self.curated(intent, lang, now)]
+        replies = [self.curated(intent, lang, now), *self._services_for(conversation, intent, lang, now)]
+        return replies + self._after_answer(conversation, intent, lang, now)
+
+    # -- notes for admins: the audit log and ratings (bot/admin) ---------------------------
+
+    def _after_answer(
+        self, conversation: Conversation, intent: str, lang: str, now: dt.datetime
+    ) -> list[OutgoingMessage]:
+        """Note the answer in the audit log; ask "did this help?" when ratings are on."""
+        if self.journal is None:
+            return []
+        self.journal.note_shown(conversation.key, intent, lang, now)
+        if not self.journal.rates(intent):
+            return []
+        conversation.add(Turn(role=Role.EVENT, text=RATING_ASKED_EVENT, at=now, intent=intent))
+        buttons = (Button("👍", rating_payload(intent, True)), Button("👎", rating_payload(intent, False)))
+        return [OutgoingMessage(self._t(lang, "Did this answer help you?"), buttons)]
+
+    def _on_rating(
+        self, conversation: Conversation, payload: str, lang: str, now: dt.datetime
+    ) -> list[OutgoingMessage]:
+        """👍/👎, counted once per answer asked about; 👎 offers other words or a person."""
+        rating = parse_rating(payload)
+        if rating is None or self.journal is None:
+            text = self._t(lang, "Sorry, this button is no longer valid. Please write your question.")
+            return [OutgoingMessage(text)]
+        intent, helpful = rating
+        if _rating_open(conversation, intent):
+            conversation.add(Turn(role=Role.EVENT, text=RATED_EVENT, at=now, intent=intent))
+            self.journal.note_rating(intent, lang, helpful)
+        if conversation.handed_off:
+            return []
+        if helpful:
+            return [OutgoingMessage(self._t(lang, "Thank you for telling us!"))]
+        text = self._t(
+            lang,
+            "Thank you. Sorry it did not help: write your question in other words, or talk to a person.",
+        )
+        return [OutgoingMessage(text, (Button(self._t(lang, "Talk to a person"), HUMAN_PAYLOAD),))]
 
     def curated(self, intent: str, lang: str, now: dt.datetime | None = None) -> OutgoingMessage:
         """The curated answer for ``intent``, its follow-up topics as buttons."""
         answer = self.answers.answer(intent, lang, now=now)
         buttons = tuple(Button(self.answers.title(b, lang), INTENT_PAYLOAD + b) for b in answer.buttons)
         return OutgoingMessage(answer.text, buttons, answer.links, urgent=intent == EMERGENCY)
+
+    # -- local services (bot/services) -----------------------------------------------------
+
+    def _services_for(
+        self, conversation: Conversation, intent: str, lang: str, now: dt.datetime
+    ) -> list[OutgoingMessage]:
+        """The local services for a topic just answered, as one extra message (if it has any)."""
+        if not self.services or not self.services.covers(intent):
+            return []
+        conversation.add(Turn(role=Role.EVENT, text=SERVICES_EVENT, at=now, intent=intent))
+        listing = self.services.after_answer(intent, lang, now)
+        return [listing] if listing else []
+
+    def _last_topic(self, conversation: Conversation) -> str | None:
+        return next(
+            (
+                t.intent
+                for t in reversed(conversation.transcript)
+                if t.role is Role.EVENT and t.text == SERVICES_EVENT
+            ),
+            None,
+        )
+
+    def _on_location(
+        self, conversation: Conversation, message: IncomingMessage, now: dt.datetime, events: list[Event]
+    ) -> list[OutgoingMessage]:
+        """A shared location: the nearest services for the last topic. The coordinates are not stored."""
+        assert self.services and message.location
+        lang = self._lang(conversation, message)
+        conversation.add(Turn(role=Role.USER, text=f"[{message.kind.value}]", at=now))
+        if conversation.handed_off:
+            events.append(Event(EventKind.USER_MESSAGE, conversation.key))
+            return [
+                OutgoingMessage(self._t(lang, "The team can only read text here. Please write your message."))
+            ]
+        point = Point(message.location.latitude, message.location.longitude)
+        return [self.services.nearest(self._last_topic(conversation), point, lang, now)]
+
+    def _on_place(
+        self, conversation: Conversation, found: Found, lang_before: str | None, now: dt.datetime
+    ) -> list[OutgoingMessage]:
+        """A typed district or postcode: the nearest services; an unknown postcode gets a way forward."""
+        assert self.services
+        # A place name says nothing about the user's language: keep the one we had.
+        conversation.lang = lang_before or conversation.lang
+        lang = conversation.lang or self._default_lang
+        topic = self._last_topic(conversation)
+        if found.place and found.point:
+            return [self.services.nearest(topic, found.point, lang, now, found.place.name)]
+        if found.postcode and topic:
+            return [self.services.unknown_postcode(found.postcode, lang)]
+        return []
 
     # -- emergencies and handoffs ---------------------------------------------------------
 
@@ -256,6 +371,8 @@ class ConversationEngine:
         """Emergency numbers first, in the user's language (else the centre's and English), then staff."""
         langs = [lang] if lang_known else list(dict.fromkeys([self.config.organisation.language, "en"]))
         replies = [self.curated(EMERGENCY, each, now) for each in langs]
+        if self.journal:
+            self.journal.note_shown(conversation.key, EMERGENCY, langs[0], now)
         if conversation.handed_off and conversation.handoff:
             conversation.handoff.urgent = True
             events.append(Event(EventKind.HANDOFF, conversation.key, urgent=True))
@@ -313,6 +430,8 @@ class ConversationEngine:
             return [OutgoingMessage(self._t(lang, "OK, nothing was deleted."))]
         if payload.startswith(LANGUAGE_PAYLOAD):
             return self._set_language(conversation, payload.removeprefix(LANGUAGE_PAYLOAD), lang)
+        if payload.startswith(RATE_PAYLOAD):
+            return self._on_rating(conversation, payload, lang, now)
         if conversation.handed_off:
             events.append(Event(EventKind.USER_MESSAGE, conversation.key))
             return []
@@ -433,3 +552,22 @@ class ConversationEngine:
                 self._t(lang, "You are sending many messages. Please wait a minute, then write again.")
             )
         ]
+
+
+def _rating_open(conversation: Conversation, intent: str) -> bool:
+    """The user was asked about ``intent``'s answer and has not rated it since."""
+    for turn in reversed(conversation.transcript):
+        if turn.role is Role.EVENT and turn.intent == intent:
+            if turn.text == RATED_EVENT:
+                return False
+            if turn.text == RATING_ASKED_EVENT:
+                return True
+    return False
+
+
+def _valid_point(location: Location | None) -> bool:
+    """A location a channel passed on is usable only with finite, in-range coordinates."""
+    if location is None:
+        return False
+    lat, lon = location.latitude, location.longitude
+    return math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180

@@ -115,7 +115,9 @@ class HandoffService:
         return conversation
 
     def lang_of(self, conversation: Conversation) -> str:
-        return conversation.lang or self.engine.config.organisation.language
+        """The language the bot answers this user in (English when nothing is known yet, as the engine)."""
+        content = self.engine.config.languages.content
+        return conversation.lang or ("en" if "en" in content else content[0])
 
     def opening_status(self, locale: str = "en") -> str:
         """``open until 17:00`` or ``closed, opens Monday 09:00``, in the centre's time zone."""
@@ -339,7 +341,12 @@ class HandoffService:
         return conversation
 
     async def _deliver(
-        self, conversation: Conversation, messages: Sequence[OutgoingMessage], now: dt.datetime, *, invite: bool
+        self,
+        conversation: Conversation,
+        messages: Sequence[OutgoingMessage],
+        now: dt.datetime,
+        *,
+        invite: bool,
     ) -> None:
         """Send through the user's channel, or raise :class:`NotDelivered` saying why not.
 

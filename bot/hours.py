@@ -44,17 +44,26 @@ class OpeningHours:
     def closes_at(self, moment: dt.datetime) -> dt.datetime | None:
         """When the current opening ends, or None when closed at ``moment``.
 
-        A span ending at 24:00 followed by one starting at 00:00 counts as one opening.
+        A span ending at 24:00 followed by one starting at 00:00 counts as one opening; a place
+        open round the clock "closes" at the end of the look-ahead period.
         """
         local = self._local(moment)
-        minute = local.hour * 60 + local.minute
-        for span in self._spans_on(local.date()):
+        end = self._span_end(local.date(), local.hour * 60 + local.minute)
+        if end is None:
+            return None
+        for _ in range(_LOOKAHEAD_DAYS):
+            if end.hour or end.minute:
+                break
+            following = self._span_end(end.date(), 0)
+            if following is None:
+                break
+            end = following
+        return end
+
+    def _span_end(self, day: dt.date, minute: int) -> dt.datetime | None:
+        for span in self._spans_on(day):
             if span.start_minutes <= minute < span.end_minutes:
-                end = self._at(local.date(), span.end_minutes)
-                if span.end_minutes == 24 * 60:
-                    later = self.closes_at(end)
-                    return later or end
-                return end
+                return self._at(day, span.end_minutes)
         return None
 
     def is_open(self, moment: dt.datetime) -> bool:

@@ -52,6 +52,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     bench.add_argument("--json", action="store_true", help="machine-readable output")
     bench.set_defaults(func=_benchmark)
 
+    export = sub.add_parser("export-rasa", help="write the content as a Rasa 3 project (to move to Rasa)")
+    export.add_argument("directory", type=Path, help="where to write the project (created if needed)")
+    export.add_argument("--epochs", type=int, default=100, help="DIET epochs in its config.yml (default 100)")
+    export.set_defaults(func=_export_rasa)
+
 
 def _progress_bar() -> Callable[[str, float], None]:
     from tqdm import tqdm
@@ -156,4 +161,21 @@ def _benchmark(args: argparse.Namespace, config: Config) -> int:
         return 2
     result = run_clinc150(args.data, args.predictions, progress=_progress_bar())
     print(json.dumps(result, indent=2) if args.json else format_benchmark(result))
+    return 0
+
+
+def _export_rasa(args: argparse.Namespace, config: Config) -> int:
+    from nlu.rasa_export import ExportError, export_rasa
+
+    if args.epochs < 1:
+        print("--epochs must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        written = export_rasa(config, args.directory, epochs=args.epochs)
+    except (ExportError, OSError) as exc:
+        print(f"export-rasa: {exc}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(path)
+    print(f"check it with: rasa data validate --data {args.directory / 'data'} --domain {args.directory / 'domain.yml'} --config {args.directory / 'config.yml'}")
     return 0

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,3 +42,29 @@ def engine(config: Config, embedded_nlu: EmbeddedNLU) -> ConversationEngine:
     engine = build_engine(config, nlu=embedded_nlu, storage=MemoryStorage(3600))
     engine._clock = lambda: OPEN_TIME
     return engine
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server on a free port for the whole session; its URL (each test uses its own keys)."""
+    server = shutil.which("redis-server")
+    assert server, "redis-server is needed (make test installs it)"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    workdir = tmp_path_factory.mktemp("redis-session")
+    process = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(10)

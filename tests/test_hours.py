@@ -58,3 +58,15 @@ def test_moments_are_written_in_the_readers_language() -> None:
 def test_week_description_uses_local_day_names() -> None:
     text = hours(monday=["09:00-17:00"]).describe_week("et")
     assert text == "Esmaspäev: 09:00–17:00"
+
+
+def test_round_the_clock_place_is_open_and_closing_time_is_bounded() -> None:
+    every_day = {
+        day: ["00:00-24:00"]
+        for day in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+    }
+    h = hours(**every_day)
+    now = at(2026, 11, 23, 3, 0)
+    assert h.is_open(now)
+    closes = h.closes_at(now)
+    assert closes is not None and closes > now + dt.timedelta(days=7)

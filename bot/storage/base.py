@@ -45,6 +45,17 @@ class Storage(ABC):
 
     # -- the durable inbox: accepted messages wait here until they are processed ----------
 
+    async def accept_incoming(self, key: str, message: IncomingMessage, delivery_id: str | None) -> bool:
+        """Store ``message`` in the user's inbox unless ``delivery_id`` was accepted before.
+
+        One step where the store allows it (Redis): a message is never marked as seen without
+        being stored, so a delivery refused half-way (503) is accepted when it comes again.
+        """
+        if delivery_id and not await self.first_delivery(delivery_id):
+            return False
+        await self.push_incoming(key, message)
+        return True
+
     @abstractmethod
     async def push_incoming(self, key: str, message: IncomingMessage) -> None:
         """Append an accepted message to the user's inbox (durably, before the webhook says 200)."""
@@ -54,8 +65,11 @@ class Storage(ABC):
         """The user's oldest unprocessed message, left in place until acknowledged."""
 
     @abstractmethod
-    async def ack_incoming(self, key: str) -> None:
-        """Remove the user's oldest message: it has been processed and answered."""
+    async def ack_incoming(self, key: str, message: IncomingMessage) -> None:
+        """Remove ``message``, processed and answered, if it is still the user's oldest one.
+
+        It may not be: ``/forget`` empties the inbox while its own message is being processed.
+        """
 
     @abstractmethod
     async def keys_with_incoming(self) -> list[str]:

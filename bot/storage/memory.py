@@ -86,9 +86,9 @@ class MemoryStorage(Storage):
         inbox = self._inbox.get(key)
         return inbox[0] if inbox else None
 
-    async def ack_incoming(self, key: str) -> None:
+    async def ack_incoming(self, key: str, message: IncomingMessage) -> None:
         inbox = self._inbox.get(key)
-        if inbox:
+        if inbox and inbox[0] == message:
             inbox.popleft()
             if not inbox:
                 del self._inbox[key]
