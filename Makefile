@@ -29,7 +29,12 @@ serve: install
 test: install system-deps
 	$(BIN)/ruff check bot nlu tests
 	$(BIN)/mypy
+	$(BIN)/guichet content check
 	$(BIN)/python -m pytest -q
+
+## Check intents/, responses/, config.yml and the message catalogs (see README, "Admins").
+check: install
+	$(BIN)/guichet content check
 
 system-deps:
 	@./scripts/system-deps.sh

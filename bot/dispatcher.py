@@ -16,13 +16,14 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from bot.engine import ConversationEngine
 from bot.messages import IncomingMessage, OutgoingMessage
-from bot.storage import Storage, StorageUnavailable
+from bot.storage import Lease, Storage, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
 Sender = Callable[[str, str, Sequence[OutgoingMessage]], Awaitable[None]]
 
 _SEND_ATTEMPTS = 6
+_PROCESSING_AT_ONCE = 8
 
 
 class Dispatcher:
@@ -34,6 +35,7 @@ class Dispatcher:
         self._send = send
         self._draining: dict[str, asyncio.Task[None]] = {}
         self._recovery: asyncio.Task[None] | None = None
+        self._processing = asyncio.Semaphore(_PROCESSING_AT_ONCE)
 
     async def accept(self, message: IncomingMessage) -> bool:
         """Store ``message`` for processing; False for a redelivery of a message already accepted.
@@ -58,19 +60,15 @@ class Dispatcher:
         """Process the user's inbox in order until it is empty."""
         while True:
             try:
-                async with self.storage.user_lock(key):
+                import time as _t
+                _a = _t.time()
+                async with self.storage.user_lock(key) as lease:
+                    log.warning("DBG lock %s waited %.3f", key[:6], _t.time() - _a)
                     message = await self.storage.peek_incoming(key)
                     if message is None:
                         return
-                    try:
-                        await self._process(message)
-                    except (StorageUnavailable, asyncio.CancelledError):
-                        raise
-                    except Exception:
-                        # The message stays in the inbox only if processing can ever succeed; a
-                        # bug must not block the user's later messages forever.
-                        log.exception("processing a queued message failed; it is set aside")
-                    await self.storage.ack_incoming(key, message)
+                    if await self._process(message, lease):
+                        await self.storage.ack_incoming(key, message)
             except StorageUnavailable:
                 log.warning("storage unavailable while processing; retrying later")
                 await asyncio.sleep(1.0)
@@ -78,10 +76,32 @@ class Dispatcher:
                 log.exception("draining an inbox failed; recovery will try again")
                 return
 
-    async def _process(self, message: IncomingMessage) -> None:
-        replies = await self.engine.handle(message)
-        if replies:
-            await self._deliver(message.channel, message.user_id, replies)
+    async def _process(self, message: IncomingMessage, lease: Lease) -> bool:
+        """Answer ``message``; False when another worker took the user's lock over meanwhile
+        (it answers the message instead, so this worker must neither answer nor acknowledge it)."""
+        try:
+            # Understanding a message is CPU-bound: a few at a time keep the event loop, and with
+            # it the renewal of every lease this worker holds, responsive under a burst.
+            import time as _t
+            _a = _t.time()
+            async with self._processing:
+                _b = _t.time()
+                replies = await self.engine.handle(message)
+            log.warning("DBG slot %.3f handle %.3f", _b - _a, _t.time() - _b)
+            if not await lease.held():
+                log.warning("a user's lock was lost while processing; the worker holding it answers")
+                return False
+            if replies:
+                _c = _t.time()
+                await self._deliver(message.channel, message.user_id, replies)
+                log.warning("DBG send %.3f", _t.time() - _c)
+        except (StorageUnavailable, asyncio.CancelledError):
+            raise
+        except Exception:
+            # The message stays in the inbox only if processing can ever succeed; a bug must
+            # not block the user's later messages forever.
+            log.exception("processing a queued message failed; it is set aside")
+        return True
 
     async def _deliver(self, channel: str, address: str, replies: Sequence[OutgoingMessage]) -> None:
         """Send, retrying with backoff: the answer is computed once and not lost to a network blip."""

@@ -177,5 +177,5 @@ def _export_rasa(args: argparse.Namespace, config: Config) -> int:
         return 2
     for path in written:
         print(path)
-    print(f"check it with: rasa data validate --data {args.directory / 'data'} --domain {args.directory / 'domain.yml'} --config {args.directory / 'config.yml'}")
+    print(f"check it with: cd {args.directory} && rasa data validate", file=sys.stderr)
     return 0

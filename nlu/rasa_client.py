@@ -56,6 +56,24 @@ def ranking_from_rasa(parse: RasaParse) -> tuple[tuple[str, float], ...]:
     return tuple(sorted(scores.items(), key=lambda item: -item[1]))
 
 
+def understanding_from_rasa(
+    text: str,
+    ranking: tuple[tuple[str, float], ...],
+    languages: LanguageIdentifier,
+    detector: EmergencyDetector,
+) -> Understanding:
+    """Rasa's ranking completed with what always runs here: the danger lexicon and the language."""
+    match = detector.detect(text)
+    guess = languages.identify(text)
+    return Understanding(
+        text=text,
+        ranking=ranking,
+        lang=guess.lang,
+        lang_confidence=guess.confidence,
+        emergency_category=match.category if match else None,
+    )
+
+
 class RasaNLU:
     """Asks a Rasa server for the intent; recognises danger and language locally."""
 
@@ -86,21 +104,13 @@ class RasaNLU:
         )
 
     async def understand(self, text: str) -> Understanding:
-        match = self.detector.detect(text)
-        guess = self.languages.identify(text)
         try:
             ranking = await self._rank(text)
         except NLUUnavailable:
-            if match is None:
+            if self.detector.detect(text) is None:
                 raise
             ranking = ()  # the emergency answer needs no intent: never wait for Rasa to give it
-        return Understanding(
-            text=text,
-            ranking=ranking,
-            lang=guess.lang,
-            lang_confidence=guess.confidence,
-            emergency_category=match.category if match else None,
-        )
+        return understanding_from_rasa(text, ranking, self.languages, self.detector)
 
     async def _rank(self, text: str) -> tuple[tuple[str, float], ...]:
         if self._client is None:

@@ -82,7 +82,9 @@ def rasa_config(*, epochs: int = DEFAULT_EPOCHS, assistant_id: str = "guichet") 
     }
 
 
-def domain(intents: Sequence[str], answers: AnswerBook, languages: Sequence[str], default_lang: str) -> dict[str, Any]:
+def domain(
+    intents: Sequence[str], answers: AnswerBook, languages: Sequence[str], default_lang: str
+) -> dict[str, Any]:
     """``domain.yml``: the intents, a ``language`` slot, and one response per answered intent.
 
     Each response has one variation per language (Rasa's ``condition`` on the slot) and a

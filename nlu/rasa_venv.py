@@ -7,18 +7,24 @@ file says the install finished.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
 RASA_REQUIREMENT = "rasa==3.6.*"
 _READY_MARKER = ".guichet-rasa-ready"
 # Rasa would otherwise ask about telemetry and send some; TensorFlow would fill the logs.
-RASA_ENVIRONMENT = {"RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
+RASA_ENVIRONMENT = {
+    "RASA_TELEMETRY_ENABLED": "false",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "PYTHONWARNINGS": "ignore",
+}
 
 
 class RasaUnavailable(RuntimeError):
@@ -51,25 +57,48 @@ def rasa_environment() -> dict[str, str]:
 def ensure_rasa_venv(venv: Path, *, output: IO[str] | None = None) -> Path:
     """The Python of ``venv``, after creating it and installing Rasa 3.6 there if not done yet.
 
+    Several processes may ask at once (parallel test sessions): one installs, the others wait.
     Raises RasaUnavailable when no Python 3.10 exists or the install fails.
     """
     python = venv_python(venv)
     marker = venv / _READY_MARKER
-    if marker.is_file() and marker.read_text(encoding="utf-8").strip() == RASA_REQUIREMENT and python.exists():
-        return python
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(venv.parent / f".{venv.name}.lock"):
+        if (
+            marker.is_file()
+            and marker.read_text(encoding="utf-8").strip() == RASA_REQUIREMENT
+            and python.exists()
+        ):
+            return python
+        _install(venv, output or sys.stderr)
+    return python
+
+
+@contextlib.contextmanager
+def exclusive(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_file`` (created if needed) across processes."""
+    with lock_file.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _install(venv: Path, sink: IO[str]) -> None:
     base = find_python310()
     if base is None:
         raise RasaUnavailable(
             "Rasa 3.6 needs Python 3.10, and none was found (neither `python3.10` on PATH nor "
             "~/.pyenv/versions/3.10.*). Install it, e.g. `pyenv install 3.10`."
         )
-    sink = output or sys.stderr
-    print(f"installing {RASA_REQUIREMENT} into {venv} with {base} (about 3 minutes)...", file=sink, flush=True)
+    print(
+        f"installing {RASA_REQUIREMENT} into {venv} with {base} (about 3 minutes)...", file=sink, flush=True
+    )
     shutil.rmtree(venv, ignore_errors=True)
-    _run([str(base), "-m", "venv", str(venv)], sink)
-    _run([str(python), "-m", "pip", "install", "--quiet", RASA_REQUIREMENT], sink)
-    marker.write_text(RASA_REQUIREMENT + "\n", encoding="utf-8")
-    return python
+    _run([str(base), "-m", "venv", str(venv)])
+    _run([str(venv_python(venv)), "-m", "pip", "install", "--quiet", RASA_REQUIREMENT])
+    (venv / _READY_MARKER).write_text(RASA_REQUIREMENT + "\n", encoding="utf-8")
 
 
 def rasa_command(python: Path, *arguments: str) -> list[str]:
@@ -77,11 +106,12 @@ def rasa_command(python: Path, *arguments: str) -> list[str]:
     return [str(python.parent / "rasa"), *arguments]
 
 
-def _run(command: Sequence[str], output: IO[str]) -> None:
+def _run(command: Sequence[str]) -> None:
     result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
     if result.returncode != 0:
-        output.write(result.stdout[-5000:])
-        raise RasaUnavailable(f"`{' '.join(command)}` failed (exit {result.returncode}): {result.stdout[-2000:]}")
+        raise RasaUnavailable(
+            f"`{' '.join(command)}` failed (exit {result.returncode}): {result.stdout[-2000:]}"
+        )
 
 
 def _is_python310(python: Path) -> bool:

@@ -66,11 +66,13 @@ class RedisServer:
         *,
         port: int | None = None,
         appendonly: bool = False,
+        appendfsync: str = "always",
         cluster: bool = False,
     ) -> None:
         self.directory = directory
         self.port = port or free_port(with_bus=cluster)
         self.appendonly = appendonly
+        self.appendfsync = appendfsync
         self.cluster = cluster
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -87,7 +89,7 @@ class RedisServer:
             "--save", "",
             "--protected-mode", "no",
             "--appendonly", "yes" if self.appendonly else "no",
-            "--appendfsync", "always",
+            "--appendfsync", self.appendfsync,
         ]  # fmt: skip
         if self.cluster:
             command += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]

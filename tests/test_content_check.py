@@ -122,7 +122,8 @@ def test_nothing_is_reported_that_is_not_a_problem(broken: Report) -> None:
 
 def test_every_problem_names_its_file_and_says_what_to_do_in_plain_words(broken: Report) -> None:
     for problem in broken.problems:
-        assert problem.path and problem.message[0].isalnum() or problem.message[0] in "`“{", problem
+        assert problem.path, problem
+        assert problem.message[0].isalnum() or problem.message[0] in "`“{", problem
         assert "Traceback" not in problem.message and "pydantic" not in problem.message.lower()
         assert "input_value" not in problem.message and "type=" not in problem.message
     text = broken.as_text()

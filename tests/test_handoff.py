@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import itertools
 import socket
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -18,6 +19,7 @@ import uvicorn
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
+from bot.app import build_engine
 from bot.channels.whatsapp import WhatsAppChannel, WhatsAppCredentials
 from bot.config import Config, HandoffSettings, ReopenTemplate
 from bot.conversation import Conversation, Role
@@ -35,7 +37,10 @@ from bot.handoff import (
 )
 from bot.messages import IncomingMessage, Kind, OutgoingMessage
 from bot.runtime import Runtime
+from bot.storage import MemoryStorage, Storage
+from bot.storage.redis import RedisStorage
 from bot.web.app import create_app
+from nlu.embedded import EmbeddedNLU
 from tests.conftest import CLOSED_TIME, OPEN_TIME
 from tests.standins import GraphAPI, deliver_webhook, text_message_payload
 
@@ -153,9 +158,18 @@ class Setup:
         return conversation
 
 
-@pytest.fixture
-def setup(engine: ConversationEngine, config: Config) -> Setup:
-    return Setup(engine, config, RecordingChannel())
+@pytest.fixture(params=["memory", "redis"])
+async def setup(
+    request: pytest.FixtureRequest, config: Config, embedded_nlu: EmbeddedNLU
+) -> AsyncIterator[Setup]:
+    """The same rules on both stores: one process in memory, or workers sharing a real Redis."""
+    storage: Storage = MemoryStorage(3600)
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_server")
+        storage = RedisStorage.from_url(url, retention_seconds=3600, prefix=f"handoff-{uuid.uuid4().hex}")
+    engine = build_engine(config, nlu=embedded_nlu, storage=storage)
+    yield Setup(engine, config, RecordingChannel())
+    await storage.close()
 
 
 ANNA, BORIS = Staff("Anna"), Staff("Boris")

@@ -2,8 +2,9 @@
 
 The Rasa tests (marker ``rasa``) run Rasa 3.6 from a Python 3.10 virtualenv cached in
 ``.cache/rasa-venv`` (created on the first run, about 3 minutes): our content is exported with
-``export-rasa``, checked with ``rasa data validate``, trained with a few DIET epochs and served
-by ``rasa run --enable-api`` on a free port of 127.0.0.1. Without Python 3.10 they fail and say so.
+``export-rasa``, checked with ``rasa data validate``, trained with a few DIET epochs (the model is
+cached in ``.cache/rasa-models`` by a hash of the export) and served by ``rasa run --enable-api``
+on a free port of 127.0.0.1. Without Python 3.10 they fail and say so.
 
 Guichet's ``POST /model/parse`` tests need no Rasa: the RasaNLU client talks to guichet itself.
 A small stand-in of a broken Rasa server (errors, garbage, silence) covers what a healthy Rasa
@@ -13,7 +14,9 @@ never does.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -42,21 +45,28 @@ from bot.runtime import Runtime
 from bot.storage import MemoryStorage
 from bot.web.app import create_app
 from nlu.data import load_examples
-from nlu.emergency import EmergencyDetector
 from nlu.embedded import EmbeddedNLU
+from nlu.emergency import EmergencyDetector
 from nlu.langid import LanguageIdentifier
 from nlu.rasa_client import RasaNLU
 from nlu.rasa_export import export_rasa
-from nlu.rasa_venv import RasaUnavailable, ensure_rasa_venv, rasa_command, rasa_environment
+from nlu.rasa_venv import (
+    RASA_REQUIREMENT,
+    RasaUnavailable,
+    ensure_rasa_venv,
+    exclusive,
+    rasa_command,
+    rasa_environment,
+)
 from nlu.understanding import OUT_OF_SCOPE, NLUUnavailable
 from tests.conftest import OPEN_TIME, ROOT
 from tests.standins import BackgroundServer, GraphAPI, deliver_webhook, text_message_payload
 
 RASA_VENV = ROOT / ".cache" / "rasa-venv"
-RASA_PROJECT = ROOT / ".cache" / "rasa-project"
+# Trained models, by a hash of the exported project: a rerun on unchanged content trains nothing.
+RASA_MODELS = ROOT / ".cache" / "rasa-models"
 # Few epochs keep training quick; enough for messages close to the training examples.
 RASA_EPOCHS = 10
-MODEL_NAME = "guichet-test"
 # Installing Rasa (first run) plus training and starting it take minutes, not seconds.
 RASA_TIMEOUT = 1800
 
@@ -110,10 +120,17 @@ class RasaServer:
         with self._log.open("ab") as log:
             self._process = subprocess.Popen(
                 rasa_command(
-                    self._python, "run", "--enable-api", "--model", str(self._model),
-                    "--interface", "127.0.0.1", "--port", str(port),
+                    self._python,
+                    "run",
+                    "--enable-api",
+                    "--model",
+                    str(self._model),
+                    "--interface",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
                 ),
-                cwd=self._model.parent,
+                cwd=self._log.parent,
                 env=rasa_environment(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -168,28 +185,49 @@ def rasa_python() -> Path:
 
 
 @pytest.fixture(scope="session")
-def rasa_project(config: Config) -> Path:
-    """Our content exported as a Rasa project (kept in .cache so Rasa's training cache is reused)."""
-    export_rasa(config, RASA_PROJECT, epochs=RASA_EPOCHS)
-    return RASA_PROJECT
+def rasa_project(config: Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Our content exported as a Rasa project."""
+    directory = tmp_path_factory.mktemp("rasa-project")
+    export_rasa(config, directory, epochs=RASA_EPOCHS)
+    return directory
 
 
 @pytest.fixture(scope="session")
 def rasa_model(rasa_python: Path, rasa_project: Path) -> Path:
-    trained = run_rasa(
-        rasa_python,
-        "train", "nlu", "--config", "config.yml", "--nlu", "data/nlu.yml",
-        "--out", "models", "--fixed-model-name", MODEL_NAME,
-        cwd=rasa_project,
-    )
-    model = rasa_project / "models" / f"{MODEL_NAME}.tar.gz"
-    assert trained.returncode == 0 and model.is_file(), trained.stdout[-3000:] + trained.stderr[-3000:]
+    """The project's NLU model: trained once per content (parallel sessions wait for each other)."""
+    digest = hashlib.sha256(RASA_REQUIREMENT.encode())
+    for name in ("config.yml", "data/nlu.yml"):
+        digest.update((rasa_project / name).read_bytes())
+    name = digest.hexdigest()[:16]
+    RASA_MODELS.mkdir(parents=True, exist_ok=True)
+    model = RASA_MODELS / f"{name}.tar.gz"
+    with exclusive(RASA_MODELS / ".lock"):
+        if not model.is_file():
+            trained = run_rasa(
+                rasa_python,
+                "train",
+                "nlu",
+                "--config",
+                "config.yml",
+                "--nlu",
+                "data/nlu.yml",
+                "--out",
+                "models",
+                "--fixed-model-name",
+                name,
+                cwd=rasa_project,
+            )
+            output = trained.stdout[-3000:] + trained.stderr[-3000:]
+            assert trained.returncode == 0, output
+            shutil.move(rasa_project / "models" / f"{name}.tar.gz", model)
     return model
 
 
 @pytest.fixture(scope="session")
-def rasa_server_process(rasa_python: Path, rasa_model: Path) -> Iterator[RasaServer]:
-    server = RasaServer(rasa_python, rasa_model, rasa_model.parent / "rasa-run.log")
+def rasa_server_process(
+    rasa_python: Path, rasa_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RasaServer]:
+    server = RasaServer(rasa_python, rasa_model, tmp_path_factory.mktemp("rasa-run") / "rasa-run.log")
     try:
         yield server
     finally:
@@ -289,7 +327,9 @@ def new_user() -> str:
     return f"3726{uuid.uuid4().int % 10**7:07d}"
 
 
-async def assert_handed_to_a_person(engine: ConversationEngine, user: str, text: str, read: list[str]) -> None:
+async def assert_handed_to_a_person(
+    engine: ConversationEngine, user: str, text: str, read: list[str]
+) -> None:
     """The user was told a person will answer; the conversation waits in the queue with the message."""
     assert words(" ".join(read)).startswith(words(engine.handoff_notice("en", OPEN_TIME)))
     waiting = [c for c in await engine.storage.handoff_queue() if c.address == user]
@@ -306,8 +346,15 @@ async def assert_handed_to_a_person(engine: ConversationEngine, user: str, text:
 def test_rasa_validates_the_exported_project(rasa_python: Path, rasa_project: Path) -> None:
     validated = run_rasa(
         rasa_python,
-        "data", "validate", "--fail-on-warnings",
-        "--data", "data", "--domain", "domain.yml", "--config", "config.yml",
+        "data",
+        "validate",
+        "--fail-on-warnings",
+        "--data",
+        "data",
+        "--domain",
+        "domain.yml",
+        "--config",
+        "config.yml",
         cwd=rasa_project,
     )
     assert validated.returncode == 0, validated.stdout[-3000:] + validated.stderr[-3000:]
@@ -407,7 +454,9 @@ async def test_model_parse_answers_in_rasa_format(guichet_url: str, embedded_nlu
 
 async def test_model_parse_puts_danger_first(guichet_url: str) -> None:
     async with httpx.AsyncClient() as client:
-        response = await client.post(f"{guichet_url}/model/parse", json={"text": "my husband hits me, I am scared"})
+        response = await client.post(
+            f"{guichet_url}/model/parse", json={"text": "my husband hits me, I am scared"}
+        )
     body = response.json()
     assert body["intent"] == {"name": "emergency", "confidence": 1.0}
     assert [i["name"] for i in body["intent_ranking"]].count("emergency") == 1
@@ -435,7 +484,9 @@ async def test_model_parse_refuses_a_huge_body_and_other_methods(guichet_url: st
     assert long.status_code == 200 and len(long.json()["text"]) == 4000
 
 
-async def test_rasa_client_talks_to_guichet(config: Config, guichet_url: str, embedded_nlu: EmbeddedNLU) -> None:
+async def test_rasa_client_talks_to_guichet(
+    config: Config, guichet_url: str, embedded_nlu: EmbeddedNLU
+) -> None:
     nlu = RasaNLU.from_config(rasa_config(config, guichet_url))
     try:
         for text in ("je cherche un logement", "як записати дитину до школи", "tell me a joke"):
@@ -486,13 +537,17 @@ def broken() -> Iterator[tuple[BrokenRasa, str]]:
         yield rasa, server.url
 
 
-def client_for(url: str, readers: tuple[LanguageIdentifier, EmergencyDetector], timeout: float = 1.0) -> RasaNLU:
+def client_for(
+    url: str, readers: tuple[LanguageIdentifier, EmergencyDetector], timeout: float = 1.0
+) -> RasaNLU:
     languages, detector = readers
     return RasaNLU(url, timeout=timeout, languages=languages, detector=detector)
 
 
 def rasa_payload(ranking: list[tuple[str, float]]) -> dict[str, Any]:
-    entries = [{"id": index, "name": name, "confidence": score} for index, (name, score) in enumerate(ranking)]
+    entries = [
+        {"id": index, "name": name, "confidence": score} for index, (name, score) in enumerate(ranking)
+    ]
     return {"text": "x", "intent": entries[0], "entities": [], "intent_ranking": entries, "text_tokens": []}
 
 
@@ -500,7 +555,9 @@ async def test_rasas_nlu_fallback_is_our_out_of_scope(
     broken: tuple[BrokenRasa, str], local_readers: tuple[LanguageIdentifier, EmergencyDetector]
 ) -> None:
     rasa, url = broken
-    rasa.answer = JSONResponse(rasa_payload([("nlu_fallback", 0.3), ("housing_search", 0.22), ("greet", 0.1)]))
+    rasa.answer = JSONResponse(
+        rasa_payload([("nlu_fallback", 0.3), ("housing_search", 0.22), ("greet", 0.1)])
+    )
     nlu = client_for(url, local_readers)
     understanding = await nlu.understand("je cherche quelque chose")
     await nlu.aclose()

@@ -94,7 +94,9 @@ def test_placeholders_come_from_the_configuration(config: Config, project: Path)
     assert config.organisation.address in contact
 
 
-def test_rules_answer_each_intent_and_send_the_unsure_to_the_contacts(project: Path, answers: AnswerBook) -> None:
+def test_rules_answer_each_intent_and_send_the_unsure_to_the_contacts(
+    project: Path, answers: AnswerBook
+) -> None:
     domain = load(project / "domain.yml")
     rules = load(project / "data" / "rules.yml")["rules"]
     pairs = {(rule["steps"][0]["intent"], rule["steps"][1]["action"]) for rule in rules}

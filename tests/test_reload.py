@@ -49,6 +49,8 @@ def content_copy(
     for folder in ("intents", "responses"):
         shutil.copytree(ROOT / folder, tmp_path / folder)
     yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.width = 4096
     config = yaml.load((ROOT / "config.yml").read_text(encoding="utf-8"))
     config["content"]["watch_seconds"] = watch_seconds
     if model_dir is not None:

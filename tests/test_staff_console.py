@@ -10,13 +10,11 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
-import socket
 import stat
 import subprocess
 import sys
-import time
-from collections.abc import AsyncIterator, Iterator
+import uuid
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -83,35 +81,10 @@ async def test_accounts_store_only_argon2_hashes_in_a_private_file(tmp_path: Pat
     assert (amal.name, amal.languages, boris.name) == ("Amal", ["ar", "fr"], "Boris")
 
 
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real redis-server on a free port, for the accounts of a multi-worker setup."""
-    server = shutil.which("redis-server")
-    assert server, "redis-server is needed (make test installs it)"
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    workdir = tmp_path_factory.mktemp("redis")
-    process = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
-    process.terminate()
-    process.wait(10)
-
-
-async def test_accounts_in_redis_are_shared_by_workers(redis_url: str) -> None:
-    first = Accounts(RedisRecords(redis_url, "guichet:test:accounts"))
-    second = Accounts(RedisRecords(redis_url, "guichet:test:accounts"))
+async def test_accounts_in_redis_are_shared_by_workers(redis_server: str) -> None:
+    name = f"guichet-test-{uuid.uuid4().hex}:staff:accounts"
+    first = Accounts(RedisRecords(redis_server, name))
+    second = Accounts(RedisRecords(redis_server, name))
     try:
         await first.add("Olena", ["uk"], "admin", PASSWORD)
         account = await second.authenticate("olena", PASSWORD)

@@ -46,7 +46,7 @@ from bot.messages import (
 )
 from bot.runtime import Runtime
 from bot.server import add_whatsapp
-from bot.storage import MemoryStorage, StorageUnavailable
+from bot.storage.redis import RedisStorage
 from bot.web.app import create_app
 from tests.conftest import OPEN_TIME
 from tests.standins import (
@@ -556,15 +556,14 @@ async def test_messages_to_another_business_number_are_not_answered(bot: Bot) ->
     await assert_no_trace(bot, "33600000003")
 
 
-class UnreachableStorage(MemoryStorage):
-    """A store that is down (as Redis is during an outage): every write fails."""
-
-    async def first_delivery(self, message_id: str) -> bool:
-        raise StorageUnavailable("down")
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 async def test_storage_down_answers_503_so_meta_retries(engine: ConversationEngine, graph: GraphAPI) -> None:
-    engine.storage = UnreachableStorage(3600)
+    engine.storage = RedisStorage.from_url(f"redis://127.0.0.1:{closed_port()}/0", retention_seconds=3600)
     async with running(engine, graph) as down:
         response = await down.deliver(text_message_payload("33600000004", "how do i find a job here"))
     assert response.status_code == 503

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bot.admin.check_catalogs import check_catalogs
 from bot.admin.check_config import check_config
-from bot.admin.check_intents import PlacedExample, check_intents, intents_with_examples
+from bot.admin.check_intents import PlacedExample, check_intents
 from bot.admin.check_responses import Responses, check_responses
 from bot.admin.confusion import THRESHOLD, Progress, check_confusions
 from bot.admin.problems import Report
@@ -66,7 +66,7 @@ def _placeholders(config: Config | None) -> Mapping[str, Mapping[str, str]]:
 
 
 def _check_reachable(responses: Responses, examples: list[PlacedExample], report: Report) -> None:
-    taught = intents_with_examples(examples)
+    taught = {example.intent for example in examples}
     for intent, path in sorted(responses.files.items()):
         if intent not in taught:
             report.warning(

@@ -200,11 +200,3 @@ def _check_duplicates(examples: list[PlacedExample], report: Report) -> None:
             f"“{example.text}” is an example of `{example.intent}` here and of `{earlier.intent}` at "
             f"{earlier.where}: the bot cannot learn two answers to the same words. Keep it under one topic.",
         )
-
-
-def intents_with_examples(examples: list[PlacedExample]) -> dict[str, set[str]]:
-    """For each intent, the languages it has examples in."""
-    found: dict[str, set[str]] = {}
-    for example in examples:
-        found.setdefault(example.intent, set()).add(example.lang or "?")
-    return found

@@ -77,14 +77,13 @@ class Journal:
     async def flush(self) -> None:
         """Write the notes taken so far (of every conversation)."""
         while self._pending:
-            first = self._pending[0]
+            entry = self._pending.pop(0)  # taken first: a concurrent flush must not write it twice
             try:
-                await first[1]()
+                await entry[1]()
             except Exception:
+                self._pending.insert(0, entry)
                 log.warning("admin notes could not be written; %d kept for later", len(self._pending))
                 return
-            if self._pending and self._pending[0] is first:
-                self._pending.pop(0)
 
     async def on_event(self, event: Event) -> None:
         """``/forget``: the user's inbox questions and audit entries go too."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -42,9 +41,6 @@ class Report:
 
     def warning(self, code: str, path: Path | str, line: int | None, message: str) -> None:
         self.add("warning", code, path, line, message)
-
-    def extend(self, problems: Iterable[Problem]) -> None:
-        self.problems.extend(problems)
 
     def located(self, code: str, text: str, default_path: Path | str) -> None:
         """Errors from loaders that write ``path:line: message`` lines (one problem per line)."""

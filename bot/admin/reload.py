@@ -41,6 +41,8 @@ _RESTART_SECTIONS = ("storage", "whatsapp", "telegram", "handoff")
 _SYNC_SECONDS = 3.0
 # After a change is seen, the files must stay the same this long (an editor or git still writing).
 _SETTLE_SECONDS = 0.5
+# A reload starts over when the files changed while it trained, at most this many times.
+_ATTEMPTS = 3
 
 Status = Literal["reloaded", "unchanged", "refused", "failed"]
 
@@ -114,39 +116,43 @@ class ContentReloader:
             return outcome
 
     async def _reload(self) -> ReloadOutcome:
-        version = await asyncio.to_thread(content_version, self.paths)
-        if version == self.version:
-            return ReloadOutcome("unchanged", self.version, f"Already serving content version {version}.")
-        report = await asyncio.to_thread(check_content, self.config_path, model=False)
-        if report.errors:
-            log.warning("content version %s refused: %d errors", version, len(report.errors))
-            return ReloadOutcome(
-                "refused",
-                self.version,
-                f"The new content has {len(report.errors)} error(s), so it was not loaded; the bot goes "
-                f"on with version {self.version}. Fix the problems below and save again.",
-                report.errors,
-            )
-        try:
-            config = await asyncio.to_thread(load_config, self.config_path)
-            content = await asyncio.to_thread(self._build, config)
-        except Exception as exc:
-            log.exception("content version %s could not be loaded", version)
-            return ReloadOutcome(
-                "failed", self.version, f"The new content could not be loaded ({exc}); nothing changed."
-            )
-        # The files may have changed again while the model trained: label what was really loaded.
-        loaded = await asyncio.to_thread(content_version, self.paths)
-        if loaded != version:
-            log.info("content changed during the reload; version %s loaded", loaded)
-        self._switch(content, loaded)
-        await self._publish(loaded)
-        message = f"Now serving content version {loaded}."
-        restart = self._restart_needed(config)
-        if restart:
-            message += f" Changes to {', '.join(restart)} in config.yml take effect at the next restart."
-        log.info("switched to content version %s", loaded)
-        return ReloadOutcome("reloaded", loaded, message, report.warnings)
+        for _ in range(_ATTEMPTS):
+            version = await asyncio.to_thread(content_version, self.paths)
+            if version == self.version:
+                return ReloadOutcome("unchanged", self.version, f"Already serving content version {version}.")
+            report = await asyncio.to_thread(check_content, self.config_path, model=False)
+            if report.errors:
+                log.warning("content version %s refused: %d errors", version, len(report.errors))
+                return ReloadOutcome(
+                    "refused",
+                    self.version,
+                    f"The new content has {len(report.errors)} error(s), so it was not loaded; the bot goes "
+                    f"on with version {self.version}. Fix the problems below and save again.",
+                    report.errors,
+                )
+            try:
+                config = await asyncio.to_thread(load_config, self.config_path)
+                content = await asyncio.to_thread(self._build, config)
+            except Exception as exc:
+                log.exception("content version %s could not be loaded", version)
+                return ReloadOutcome(
+                    "failed", self.version, f"The new content could not be loaded ({exc}); nothing changed."
+                )
+            # Files saved again while the model trained were not checked: start over with them.
+            if await asyncio.to_thread(content_version, self.paths) != version:
+                log.info("content changed during the reload of version %s; starting over", version)
+                continue
+            self._switch(content, version)
+            await self._publish(version)
+            message = f"Now serving content version {version}."
+            restart = self._restart_needed(config)
+            if restart:
+                message += f" Changes to {', '.join(restart)} in config.yml take effect at the next restart."
+            log.info("switched to content version %s", version)
+            return ReloadOutcome("reloaded", version, message, report.warnings)
+        return ReloadOutcome(
+            "failed", self.version, "The files kept changing during the reload; save them, then reload again."
+        )
 
     def _build(self, config: Config) -> _Content:
         """Everything a message needs, built off the event loop (training takes a while)."""

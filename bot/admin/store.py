@@ -1,8 +1,8 @@
 """Where the admin records live: in memory (one process) or in Redis (shared by every worker).
 
-Two shapes are enough: time-stamped records that expire after the retention period (the inbox,
-the audit log), optionally indexed by an owner so ``/forget`` can delete a user's records, and
-plain counters (ratings).
+Two shapes are enough: records that expire after the retention period, counted from when they
+were kept (the inbox, the audit log), optionally indexed by an owner so ``/forget`` can delete a
+user's records, and plain counters (ratings).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ class AdminStore(Protocol):
     """Records that expire, and counters."""
 
     async def append(self, stream: str, record: Record, *, owner: str | None = None) -> str:
-        """Keep ``record`` (its ``at`` is a Unix time); returns its id."""
+        """Keep ``record`` (a JSON object) until the retention period has passed; returns its id."""
 
     async def items(self, stream: str, *, limit: int | None = None) -> list[tuple[str, Record]]:
-        """The records not yet expired, newest first."""
+        """The records not yet expired, the most recently kept first."""
 
     async def remove(self, stream: str, ids: Iterable[str]) -> None: ...
 
@@ -43,29 +43,29 @@ def new_id() -> str:
 
 
 class MemoryAdminStore:
-    """Dicts; expired records are dropped whenever a stream is read or written."""
+    """Dicts in insertion order; expired records are dropped whenever a stream is read or written."""
 
     def __init__(self, retention_seconds: int, clock: Clock = time.time) -> None:
         self._retention = retention_seconds
         self._clock = clock
-        self._streams: dict[str, dict[str, tuple[str | None, Record]]] = {}
+        self._streams: dict[str, dict[str, tuple[float, str | None, Record]]] = {}
         self._counters: dict[str, dict[str, int]] = {}
 
-    def _live(self, stream: str) -> dict[str, tuple[str | None, Record]]:
+    def _live(self, stream: str) -> dict[str, tuple[float, str | None, Record]]:
         records = self._streams.setdefault(stream, {})
         oldest = self._clock() - self._retention
-        for expired in [i for i, (_, record) in records.items() if record["at"] < oldest]:
+        for expired in [i for i, (kept, _, _) in records.items() if kept < oldest]:
             del records[expired]
         return records
 
     async def append(self, stream: str, record: Record, *, owner: str | None = None) -> str:
         record_id = new_id()
-        self._live(stream)[record_id] = (owner, dict(record))
+        self._live(stream)[record_id] = (self._clock(), owner, dict(record))
         return record_id
 
     async def items(self, stream: str, *, limit: int | None = None) -> list[tuple[str, Record]]:
-        found = sorted(self._live(stream).items(), key=lambda item: -item[1][1]["at"])
-        return [(i, dict(record)) for i, (_, record) in found[:limit]]
+        newest_first = list(reversed(self._live(stream).items()))[:limit]
+        return [(i, dict(record)) for i, (_, _, record) in newest_first]
 
     async def remove(self, stream: str, ids: Iterable[str]) -> None:
         records = self._live(stream)
@@ -74,7 +74,7 @@ class MemoryAdminStore:
 
     async def remove_owner(self, stream: str, owner: str) -> int:
         records = self._live(stream)
-        mine = [i for i, (who, _) in records.items() if who == owner]
+        mine = [i for i, (_, who, _) in records.items() if who == owner]
         for record_id in mine:
             del records[record_id]
         return len(mine)
@@ -127,7 +127,7 @@ class RedisAdminStore:
         records, times = self._keys(stream)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(records, record_id, json.dumps({**record, "owner": owner}, ensure_ascii=False))
-            pipe.zadd(times, {record_id: float(record["at"])})
+            pipe.zadd(times, {record_id: self._clock()})
             if owner:
                 pipe.sadd(self._owner_key(stream, owner), record_id)
                 pipe.expire(self._owner_key(stream, owner), self._retention)

@@ -24,6 +24,7 @@ from bot.admin.inbox import Inbox
 from bot.admin.problems import Problem
 from bot.admin.reload import ContentReloader
 from bot.admin.version import content_version
+from nlu.understanding import OUT_OF_SCOPE
 
 MAX_EXAMPLE_CHARS = 500
 _LANG = re.compile(r"^[a-z]{2,3}$")
@@ -115,7 +116,6 @@ class Lesson:
     text: str
     intent: str
     lang: str
-    path: Path | None = None
     state: str = "learning"  # learning, learned, refused, failed
     message: str = ""
     problems: list[Problem] = field(default_factory=list)
@@ -130,8 +130,7 @@ class Teacher:
         self._lock = asyncio.Lock()
 
     def topics(self) -> list[str]:
-        from nlu.understanding import OUT_OF_SCOPE
-
+        """The topics a question can be taught as: every answered one, and out of scope."""
         return [*sorted(self.reloader.engine.answers.intents), OUT_OF_SCOPE]
 
     async def teach(self, lesson: Lesson, ids: list[str]) -> Lesson:
@@ -148,9 +147,7 @@ class Teacher:
             path = intents_dir / lesson.lang / f"{lesson.intent}.yml"
             before = path.read_bytes() if path.exists() else None
             try:
-                lesson.path = await asyncio.to_thread(
-                    append_example, intents_dir, lesson.lang, lesson.intent, lesson.text
-                )
+                await asyncio.to_thread(append_example, intents_dir, lesson.lang, lesson.intent, lesson.text)
             except TeachError as exc:
                 lesson.state, lesson.message = "failed", str(exc)
                 return lesson

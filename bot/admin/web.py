@@ -25,6 +25,7 @@ from bot.admin.inbox import QuestionGroup
 from bot.admin.journal import Journal
 from bot.admin.reload import ContentReloader
 from bot.admin.teach import Lesson, Teacher
+from bot.engine import ConversationEngine
 from bot.i18n import language_name
 from bot.staff import views
 from bot.staff.accounts import Accounts, StaffAccount
@@ -62,7 +63,7 @@ class AdminWeb:
         self._jobs: set[asyncio.Task[Any]] = set()
 
     @property
-    def engine(self) -> Any:
+    def engine(self) -> ConversationEngine:
         return self.reloader.engine
 
     def routes(self) -> list[BaseRoute]:
@@ -135,15 +136,12 @@ class AdminWeb:
         self._jobs.add(task)
         task.add_done_callback(self._jobs.discard)
 
-    async def idle(self) -> None:
-        """Wait for background reloads and lessons (tests)."""
-        while self._jobs:
-            await asyncio.gather(*list(self._jobs), return_exceptions=True)
-
     async def cancel_jobs(self) -> None:
-        for job in list(self._jobs):
+        """At shutdown: the files on disk are checked and loaded again at the next start."""
+        jobs = list(self._jobs)
+        for job in jobs:
             job.cancel()
-        await self.idle()
+        await asyncio.gather(*jobs, return_exceptions=True)
 
     # -- overview and reload ------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """Conversation storage behind one interface: in memory (default) or Redis."""
 
-from bot.storage.base import Storage, StorageUnavailable
+from bot.storage.base import Lease, Storage, StorageUnavailable
 from bot.storage.memory import MemoryStorage
 
-__all__ = ["MemoryStorage", "Storage", "StorageUnavailable"]
+__all__ = ["Lease", "MemoryStorage", "Storage", "StorageUnavailable"]

@@ -13,6 +13,16 @@ class StorageUnavailable(RuntimeError):
     """The store cannot be reached: the webhook answers 503 so the platform retries later."""
 
 
+class Lease:
+    """A held user lock. In one process it lasts until released; a lock shared between workers
+    (Redis) is a lease that can be lost, when a worker stalls for longer than the lease."""
+
+    async def held(self) -> bool:
+        """Whether the lock is still ours: checked before answering, so that a message taken
+        over by another worker is not answered twice."""
+        return True
+
+
 class Storage(ABC):
     """Conversations, processed-message ids, per-user locks, rate limits and the handoff queue."""
 
@@ -32,7 +42,7 @@ class Storage(ABC):
         """True the first time a platform message id is seen, False for every redelivery."""
 
     @abstractmethod
-    def user_lock(self, key: str) -> AbstractAsyncContextManager[None]:
+    def user_lock(self, key: str) -> AbstractAsyncContextManager[Lease]:
         """Exclusive access to one user's conversation, so their messages are handled one at a time."""
 
     @abstractmethod

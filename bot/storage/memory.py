@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 from bot.conversation import Conversation
 from bot.messages import IncomingMessage
-from bot.storage.base import Storage
+from bot.storage.base import Lease, Storage
 
 _DEDUPE_SECONDS = 7 * 24 * 3600
 
@@ -61,9 +61,9 @@ class MemoryStorage(Storage):
         return True
 
     @asynccontextmanager
-    async def user_lock(self, key: str) -> AsyncIterator[None]:
+    async def user_lock(self, key: str) -> AsyncIterator[Lease]:
         async with self._locks[key]:
-            yield
+            yield Lease()
 
     async def within_rate_limit(self, key: str, limit: int, window_seconds: int) -> bool:
         now = self._now()

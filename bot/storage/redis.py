@@ -29,7 +29,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -49,7 +49,7 @@ from redis.retry import Retry
 
 from bot.conversation import Conversation
 from bot.messages import IncomingMessage
-from bot.storage.base import Storage, StorageUnavailable
+from bot.storage.base import Lease, Storage, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,9 @@ _DEDUPE_SECONDS = 7 * 24 * 3600
 # A pending-inbox entry with an empty inbox is dropped once it is this old (see keys_with_incoming).
 _STALE_PENDING_SECONDS = 60.0
 _LOCK_POLL_SECONDS = (0.002, 0.1)
+# Commands in flight at once, per process. The cluster client refuses (rather than waits for) a
+# 101st connection to one node, and a burst must queue here instead of failing.
+_IN_FLIGHT = 64
 
 # KEYS: seen, inbox. ARGV: message id hash ('' for none), now (ms), dedupe window (ms),
 # retention (s), message JSON. Dedupe and push in one step: a message is either refused as a
@@ -112,15 +115,6 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-
-
-@contextlib.contextmanager
-def _reachable() -> Iterator[None]:
-    """Translate Redis outages into :class:`StorageUnavailable`."""
-    try:
-        yield
-    except _OUTAGES as exc:
-        raise StorageUnavailable(f"Redis unavailable: {type(exc).__name__}") from exc
 
 
 def _encode(message: IncomingMessage) -> str:
@@ -177,6 +171,9 @@ class RedisStorage(Storage):
         self._release = client.register_script(_RELEASE)
         self._queue = f"{prefix}:{{handoff}}:queue"
         self._pending = f"{prefix}:{{inbox}}:pending"
+        self._in_flight = asyncio.Semaphore(_IN_FLIGHT)
+        self._cluster_ready = not isinstance(client, RedisCluster)
+        self._cluster_starting = asyncio.Lock()
 
     @classmethod
     def from_url(
@@ -186,6 +183,27 @@ class RedisStorage(Storage):
             connect(url), retention_seconds=retention_seconds, lease_seconds=lease_seconds, prefix=prefix
         )
 
+    @asynccontextmanager
+    async def _redis(self) -> AsyncIterator[None]:
+        """Around every exchange with Redis: a place among those in flight, and outages translated
+        into :class:`StorageUnavailable`."""
+        async with self._in_flight:
+            try:
+                if not self._cluster_ready:
+                    await self._discover_cluster()
+                yield
+            except _OUTAGES as exc:
+                raise StorageUnavailable(f"Redis unavailable: {type(exc).__name__}") from exc
+
+    async def _discover_cluster(self) -> None:
+        """Learn the cluster's slots once, before the first commands: redis-py's cluster client
+        mixes up connections when many first commands race to do it (redis-py 8.1)."""
+        async with self._cluster_starting:
+            if not self._cluster_ready:
+                assert isinstance(self.client, RedisCluster)
+                await self.client.initialize()
+                self._cluster_ready = True
+
     def key(self, user: str, part: str) -> str:
         """The Redis key of one part of a user's data (``conv``, ``inbox``, ``seen``, ``rate``, ``lock``)."""
         return f"{self.prefix}:{{{user}}}:{part}"
@@ -193,7 +211,7 @@ class RedisStorage(Storage):
     # -- conversations -------------------------------------------------------------------------
 
     async def get(self, key: str) -> Conversation | None:
-        with _reachable():
+        async with self._redis():
             raw = await self.client.get(self.key(key, "conv"))
         return None if raw is None else Conversation.model_validate_json(raw)
 
@@ -207,7 +225,7 @@ class RedisStorage(Storage):
                 pipe.expire(self._queue, self._retention)
             else:
                 pipe.zrem(self._queue, key)
-            with _reachable():
+            async with self._redis():
                 await pipe.execute()
 
     async def delete(self, key: str) -> None:
@@ -218,11 +236,11 @@ class RedisStorage(Storage):
                 pipe.delete(part)
             pipe.zrem(self._queue, key)
             pipe.zrem(self._pending, key)
-            with _reachable():
+            async with self._redis():
                 await pipe.execute()
 
     async def handoff_queue(self) -> list[Conversation]:
-        with _reachable():
+        async with self._redis():
             keys = list(await self.client.zrange(self._queue, 0, -1))
             if not keys:
                 return []
@@ -244,11 +262,11 @@ class RedisStorage(Storage):
 
     async def first_delivery(self, message_id: str) -> bool:
         name = f"{self.prefix}:seen:{{{_digest(message_id)}}}"
-        with _reachable():
+        async with self._redis():
             return bool(await self.client.set(name, 1, nx=True, ex=self._dedupe_ms // 1000))
 
     async def accept_incoming(self, key: str, message: IncomingMessage, delivery_id: str | None) -> bool:
-        with _reachable():
+        async with self._redis():
             # Indexed first: a crash between the two leaves an index entry, never an orphan message.
             await self.client.zadd(self._pending, {key: time.time()})
             await self.client.expire(self._pending, self._retention)
@@ -268,12 +286,12 @@ class RedisStorage(Storage):
         await self.accept_incoming(key, message, None)
 
     async def peek_incoming(self, key: str) -> IncomingMessage | None:
-        with _reachable():
+        async with self._redis():
             raw = await self.client.lindex(self.key(key, "inbox"), 0)
         return None if raw is None else IncomingMessage.from_json(json.loads(raw))
 
     async def ack_incoming(self, key: str, message: IncomingMessage) -> None:
-        with _reachable():
+        async with self._redis():
             left = await self._ack(keys=[self.key(key, "inbox")], args=[_encode(message)])
             if left == 0:
                 await self.client.zrem(self._pending, key)
@@ -282,7 +300,7 @@ class RedisStorage(Storage):
                     await self.client.zadd(self._pending, {key: time.time()})
 
     async def keys_with_incoming(self) -> list[str]:
-        with _reachable():
+        async with self._redis():
             keys = list(await self.client.zrange(self._pending, 0, -1, withscores=True))
             if not keys:
                 return []
@@ -299,43 +317,35 @@ class RedisStorage(Storage):
     # -- locks and rate limits -----------------------------------------------------------------
 
     @asynccontextmanager
-    async def user_lock(self, key: str) -> AsyncIterator[None]:
-        """A lease: renewed while held, so only a dead worker's lock expires (after the lease)."""
-        name, token = self.key(key, "lock"), secrets.token_hex(16)
+    async def user_lock(self, key: str) -> AsyncIterator[Lease]:
+        """A lease, renewed while held: only a dead (or stalled) worker's lock expires."""
+        lease = _RedisLease(self, self.key(key, "lock"))
         delay, longest = _LOCK_POLL_SECONDS
-        with _reachable():
-            while not await self.client.set(name, token, nx=True, px=self._lease_ms):
-                await asyncio.sleep(delay)
-                delay = min(longest, delay * 2)
-        renewing = asyncio.get_running_loop().create_task(self._keep(name, token))
+        while True:
+            async with self._redis():
+                if await self.client.set(lease.name, lease.token, nx=True, px=self._lease_ms):
+                    break
+            await asyncio.sleep(delay)
+            delay = min(longest, delay * 2)
+        renewing = asyncio.get_running_loop().create_task(lease.keep())
         try:
-            yield
+            yield lease
         finally:
             renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewing
             try:
-                with _reachable():
-                    await self._release(keys=[name], args=[token])
+                async with self._redis():
+                    await self._release(keys=[lease.name], args=[lease.token])
             except StorageUnavailable:
                 log.warning("could not release a user lock; it expires with its lease")
 
-    async def _keep(self, name: str, token: str) -> None:
-        """Renew the lease every third of it, for as long as the lock is held."""
-        while True:
-            await asyncio.sleep(self._lease_ms / 3000)
-            try:
-                with _reachable():
-                    renewed = await self._renew(keys=[name], args=[token, self._lease_ms])
-            except StorageUnavailable:
-                log.warning("could not renew a user lock; trying again")
-                continue
-            if not renewed:
-                log.warning("a user lock expired while held (Redis unreachable for a whole lease?)")
-                return
+    async def _renew_lease(self, lease: _RedisLease) -> bool:
+        async with self._redis():
+            return bool(await self._renew(keys=[lease.name], args=[lease.token, self._lease_ms]))
 
     async def within_rate_limit(self, key: str, limit: int, window_seconds: int) -> bool:
-        with _reachable():
+        async with self._redis():
             count = await self._rate(
                 keys=[self.key(key, "rate")], args=[window_seconds * 1000, limit, secrets.token_hex(8)]
             )
@@ -343,3 +353,31 @@ class RedisStorage(Storage):
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+class _RedisLease(Lease):
+    """One worker's hold on a user's lock: a random token under the lock key, with an expiry."""
+
+    def __init__(self, storage: RedisStorage, name: str) -> None:
+        self.storage = storage
+        self.name = name
+        self.token = secrets.token_hex(16)
+
+    async def held(self) -> bool:
+        """Renew now: True if the lease was still ours (it then runs a full lease again)."""
+        try:
+            return await self.storage._renew_lease(self)
+        except StorageUnavailable:
+            return False
+
+    async def keep(self) -> None:
+        """Renew every third of the lease, for as long as the lock is held."""
+        every = self.storage._lease_ms / 3000
+        while True:
+            await asyncio.sleep(every)
+            try:
+                if not await self.storage._renew_lease(self):
+                    log.warning("a user lock was lost while held (worker stalled, or Redis away)")
+                    return
+            except StorageUnavailable:
+                log.warning("could not renew a user lock; trying again")
