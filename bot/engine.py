@@ -155,6 +155,8 @@ class ConversationEngine:
             return self._on_command(conversation, message, now, events)
         if message.kind is Kind.LOCATION and self.services and _valid_point(message.location):
             return self._on_location(conversation, message, now, events)
+        if message.kind is Kind.REACTION:
+            return []  # an emoji reaction to one of our messages asks for nothing
         return self._on_media(conversation, message, now, events)
 
     def _lang(self, conversation: Conversation, message: IncomingMessage) -> str:

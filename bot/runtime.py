@@ -45,7 +45,8 @@ class Runtime:
         await self.dispatcher.start()
 
     async def stop(self) -> None:
+        # Finish the queued messages first: their answers still need the channels.
+        await self.dispatcher.stop()
         for channel in reversed(list(self.channels.values())):
             await channel.stop()
-        await self.dispatcher.stop()
         await self.engine.storage.close()

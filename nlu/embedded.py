@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,4 +49,5 @@ class EmbeddedNLU:
         )
 
     async def understand(self, text: str) -> Understanding:
-        return self.understand_now(text)
+        """Off the event loop, so webhooks keep answering at once while the model works."""
+        return await asyncio.to_thread(self.understand_now, text)
