@@ -60,10 +60,7 @@ class Dispatcher:
         """Process the user's inbox in order until it is empty."""
         while True:
             try:
-                import time as _t
-                _a = _t.time()
                 async with self.storage.user_lock(key) as lease:
-                    log.warning("DBG lock %s waited %.3f", key[:6], _t.time() - _a)
                     message = await self.storage.peek_incoming(key)
                     if message is None:
                         return
@@ -82,19 +79,13 @@ class Dispatcher:
         try:
             # Understanding a message is CPU-bound: a few at a time keep the event loop, and with
             # it the renewal of every lease this worker holds, responsive under a burst.
-            import time as _t
-            _a = _t.time()
             async with self._processing:
-                _b = _t.time()
                 replies = await self.engine.handle(message)
-            log.warning("DBG slot %.3f handle %.3f", _b - _a, _t.time() - _b)
             if not await lease.held():
                 log.warning("a user's lock was lost while processing; the worker holding it answers")
                 return False
             if replies:
-                _c = _t.time()
                 await self._deliver(message.channel, message.user_id, replies)
-                log.warning("DBG send %.3f", _t.time() - _c)
         except (StorageUnavailable, asyncio.CancelledError):
             raise
         except Exception:

@@ -30,9 +30,10 @@ def answer_language(
     if stored and chosen:
         return stored
     hinted = negotiate([hint], content) if hint else None
-    if guess and guess.lang in content and guess.confidence >= _CONFIDENT:
+    detected = guess.lang if guess and guess.confidence >= _CONFIDENT else None
+    if detected is not None and detected in content:
         current = stored or hinted
-        if (current, guess.lang) in _NEVER_SWITCH:
-            return current or guess.lang
-        return guess.lang
+        if current and (current, detected) in _NEVER_SWITCH:
+            return current
+        return detected
     return stored or hinted or default

@@ -9,13 +9,15 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from bot.config import Config, Thresholds
 from bot.policy import Action, decide
-from nlu.embedded import EmbeddedNLU
 from nlu.evaluate import evaluate, format_report, read_labelled
 from nlu.understanding import EMERGENCY, OUT_OF_SCOPE, Understanding
+
+if TYPE_CHECKING:
+    from nlu.embedded import EmbeddedNLU
 
 DEFAULT_CLINC = (
     Path(__file__).resolve().parent.parent.parent / "shared" / "benchmarks" / "clinc150" / "data_full.json"
@@ -76,6 +78,8 @@ def _progress_bar() -> Callable[[str, float], None]:
 def _nlu(
     config: Config, args: argparse.Namespace, progress: Callable[[str, float], None] | None = None
 ) -> EmbeddedNLU:
+    from nlu.embedded import EmbeddedNLU  # scikit-learn and the embeddings load only when needed
+
     return EmbeddedNLU.from_files(
         args.intents or config.intents_dir, args.model_dir or config.nlu.model_dir, progress=progress
     )

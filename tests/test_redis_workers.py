@@ -5,7 +5,7 @@ Everything is real and separate, as in production: a ``redis-server`` with its a
 for by tests/standins/graph_api.py, which posts signed webhooks to the workers and records the
 answers they send. The exactly-once and ordering test runs again on a real 3-node Redis Cluster,
 with workers that run the same engine, dispatcher and WhatsApp channel (tests/redis_worker.py).
-Leases are short here (1 s), so a dead worker's messages are taken over within seconds.
+Leases are short here (3 s), so a dead worker's messages are taken over within seconds.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,8 @@ from tests.redis_server import RedisClusterNodes, RedisServer, free_port
 from tests.standins import GraphAPI, deliver_webhook, interactive_reply_payload, text_message_payload
 from tests.standins.graph_api import new_wamid
 
-pytestmark = pytest.mark.redis
+# Each deployment starts two bot processes (model, content, services): slow on a busy machine.
+pytestmark = [pytest.mark.redis, pytest.mark.timeout(900)]
 
 SECRET = "redis-workers-test-secret"
 VERIFY_TOKEN = "redis-workers-verify"
@@ -49,6 +50,7 @@ QUESTIONS = {
 }
 _numbers = itertools.count(1)
 JSONDict = dict[str, Any]
+Answered = Callable[[list[str]], list[str]]
 
 
 def new_user() -> str:
@@ -76,7 +78,7 @@ class Worker:
                 self.command, env=self.env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
             )
 
-    def wait_ready(self, timeout: float = 180) -> None:
+    def wait_ready(self, timeout: float = 600) -> None:
         deadline = time.monotonic() + timeout
         while True:
             assert self.process is not None
@@ -134,7 +136,7 @@ def graph() -> Iterator[GraphAPI]:
 def worker_environment(directory: Path, redis_url: str, graph: GraphAPI) -> dict[str, str]:
     """The environment of a worker: the shipped configuration with short leases, Redis, WhatsApp."""
     config = YAML(typ="safe").load((ROOT / "config.yml").read_text(encoding="utf-8"))
-    config["storage"].update({"lock_lease_seconds": 1, "recover_every_seconds": 0.5})
+    config["storage"].update({"lock_lease_seconds": 3, "recover_every_seconds": 0.5})
     config_path = directory / "config.yml"  # JSON is YAML
     config_path.write_text(json.dumps(config, default=str, ensure_ascii=False), encoding="utf-8")
     env = {name: value for name, value in os.environ.items() if not name.startswith("GUICHET_")}
@@ -188,14 +190,16 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, graph: GraphAPI) -> Iterat
         yield from deploy(directory, redis, graph, [sys.executable, "-m", "tests.redis_worker"])
 
 
-def opening(engine: ConversationEngine, intent: str) -> str:
-    """The first words of a curated answer: enough to tell which question a message answers."""
-    return engine.curated(intent, "en").text[:60]
+@pytest.fixture
+def answered(engine: ConversationEngine) -> Callable[[list[str]], list[str]]:
+    """Which of QUESTIONS the messages a user received answer, in order (by the curated answers'
+    first words)."""
+    openings = {engine.curated(intent, "en").text[:60]: intent for intent in QUESTIONS.values()}
 
+    def intents(texts: list[str]) -> list[str]:
+        return [openings[text[:60]] for text in texts if text[:60] in openings]
 
-def answered_intents(engine: ConversationEngine, texts: list[str]) -> list[str]:
-    starts = {opening(engine, intent): intent for intent in QUESTIONS.values()}
-    return [starts[text[:60]] for text in texts if text[:60] in starts]
+    return intents
 
 
 # -- two workers, one bot -----------------------------------------------------------------------
@@ -203,7 +207,7 @@ def answered_intents(engine: ConversationEngine, texts: list[str]) -> list[str]:
 
 @pytest.mark.parametrize("deployment_name", ["single", "cluster"])
 async def test_duplicated_interleaved_deliveries_are_answered_once_and_in_order(
-    deployment_name: str, request: pytest.FixtureRequest, engine: ConversationEngine
+    deployment_name: str, request: pytest.FixtureRequest, answered: Answered
 ) -> None:
     bot: Deployment = request.getfixturevalue(deployment_name)
     rng = random.Random(deployment_name)
@@ -227,16 +231,16 @@ async def test_duplicated_interleaved_deliveries_are_answered_once_and_in_order(
     assert all(r.status_code == 200 for r in await asyncio.gather(*(bot.deliver(w, p) for w, p in late)))
     for user, intents in zip(users, expected, strict=True):
         deadline = time.monotonic() + 90
-        while len(answered_intents(engine, bot.graph.texts_to(user))) < len(intents):
+        while len(answered(bot.graph.texts_to(user))) < len(intents):
             assert time.monotonic() < deadline, f"{user} got {bot.graph.texts_to(user)}"
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.1)
     await asyncio.sleep(1.5)  # a second answer to anything would have arrived by now
     for user, intents in zip(users, expected, strict=True):
-        assert answered_intents(engine, bot.graph.texts_to(user)) == intents
+        assert answered(bot.graph.texts_to(user)) == intents
 
 
 async def test_a_worker_killed_mid_message_does_not_lose_it(
-    single: Deployment, engine: ConversationEngine
+    single: Deployment, answered: Answered
 ) -> None:
     user = new_user()
     doomed, survivor = single.workers
@@ -252,17 +256,17 @@ async def test_a_worker_killed_mid_message_does_not_lose_it(
     try:
         await single.answers(user, 1, timeout=30)
         await asyncio.sleep(2.0)
-        assert answered_intents(engine, single.graph.texts_to(user)) == ["bank_account"]
+        assert answered(single.graph.texts_to(user)) == ["bank_account"]
         assert (await single.deliver(survivor, payload)).status_code == 200  # Meta again: dropped
         await asyncio.sleep(1.0)
-        assert answered_intents(engine, single.graph.texts_to(user)) == ["bank_account"]
+        assert answered(single.graph.texts_to(user)) == ["bank_account"]
     finally:
         doomed.start()
         doomed.wait_ready()
 
 
 async def test_redis_down_refuses_deliveries_with_503_and_the_workers_recover_by_themselves(
-    single: Deployment, engine: ConversationEngine
+    single: Deployment, answered: Answered
 ) -> None:
     user = new_user()
     payload = text_message_payload(user, "i need to see a doctor")
@@ -281,7 +285,7 @@ async def test_redis_down_refuses_deliveries_with_503_and_the_workers_recover_by
     assert [r.status_code for r in responses] == [200, 200]
     await single.answers(user, 1)
     await asyncio.sleep(1.0)
-    assert answered_intents(engine, single.graph.texts_to(user)) == ["health_care"]
+    assert answered(single.graph.texts_to(user)) == ["health_care"]
 
 
 async def test_the_handoff_queue_and_its_messages_survive_a_redis_crash(single: Deployment) -> None:

@@ -198,7 +198,9 @@ def assert_curated_first(bodies: Sequence[JSONDict], expected: OutgoingMessage) 
     if not expected.buttons:
         assert read(bodies).startswith(expected_reading(expected))
         return
-    end = next(i for i, body in enumerate(bodies) if body["type"] == "interactive")
+    interactive = [i for i, body in enumerate(bodies) if body["type"] == "interactive"]
+    assert interactive, f"no buttons; the user read: {read(bodies)[:200]}"
+    end = interactive[0]
     assert read(bodies[: end + 1]) == expected_reading(expected)
     assert bodies[end]["interactive"]["type"] == "button"
     assert choices(bodies[end]) == [(b.payload, b.label) for b in expected.buttons]
