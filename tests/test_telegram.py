@@ -34,21 +34,15 @@ from bot.web.app import create_app
 from tests.conftest import CONTENT_LANGUAGES, OPEN_TIME
 from tests.standins import TelegramBotAPI, document_content, photo_content, post_webhook, voice_content
 from tests.standins.telegram_bot_api import BOT_USERNAME
+from tests.test_engine import TYPICAL
 
 JSONDict = dict[str, Any]
 WEBHOOK_PATH = "/webhooks/telegram"
 WEBHOOK_SECRET = "guichet-webhook-secret_42"
 
-# A typical first question in each content language, and the topic it is about.
-QUESTIONS = {
-    "fr": ("je cherche un appartement a louer", "housing_search"),
-    "en": ("how do i find a job here", "job_search"),
-    "nl": ("ik wil nederlandse les volgen, waar kan ik een taalcursus vinden", "language_courses"),
-    "ar": ("كيف أفتح حساب بنكي", "bank_account"),
-    "uk": ("де знайти лікаря", "health_care"),
-    "ru": ("как записать ребенка в школу", "school_enrollment"),
-    "et": ("kus ma saan eesti keelt õppida", "language_courses"),
-}
+# A typical first question in each content language, and its topic: the first of each language
+# among the engine's own typical questions.
+QUESTIONS = {lang: (question, intent) for lang, question, intent in reversed(TYPICAL)}
 
 
 @dataclass
