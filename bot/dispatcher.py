@@ -34,6 +34,7 @@ class Dispatcher:
         self.storage = storage
         self._send = send
         self._draining: dict[str, asyncio.Task[None]] = {}
+        self._again: set[str] = set()  # users who wrote while their inbox was being drained
         self._recovery: asyncio.Task[None] | None = None
         self._processing = asyncio.Semaphore(_PROCESSING_AT_ONCE)
 
@@ -53,24 +54,30 @@ class Dispatcher:
 
     def _drain_soon(self, key: str) -> None:
         task = self._draining.get(key)
-        if task is None or task.done():
-            self._draining[key] = asyncio.get_running_loop().create_task(self._drain(key))
+        if task is not None and not task.done():
+            self._again.add(key)  # it may have found the inbox empty just before this message
+            return
+        task = asyncio.get_running_loop().create_task(self._drain(key))
+        self._draining[key] = task
+        task.add_done_callback(lambda done: self._draining.pop(key) if self._draining.get(key) is done else None)
 
     async def _drain(self, key: str) -> None:
         """Process the user's inbox in order until it is empty."""
         while True:
+            self._again.discard(key)
             try:
                 async with self.storage.user_lock(key) as lease:
                     message = await self.storage.peek_incoming(key)
-                    if message is None:
-                        return
-                    if await self._process(message, lease):
+                    if message is not None and await self._process(message, lease):
                         await self.storage.ack_incoming(key, message)
             except StorageUnavailable:
                 log.warning("storage unavailable while processing; retrying later")
                 await asyncio.sleep(1.0)
+                continue
             except Exception:
                 log.exception("draining an inbox failed; recovery will try again")
+                return
+            if message is None and key not in self._again:
                 return
 
     async def _process(self, message: IncomingMessage, lease: Lease) -> bool:

@@ -23,7 +23,7 @@ def normalize(text: str) -> str:
     """Canonical form of a message for classification; never raises, whatever the input."""
     if not isinstance(text, str):
         text = str(text)
-    text = _clip(text)
+    text = clip(text)
     text = unicodedata.normalize("NFKC", text).casefold()
     text = "".join(
         char for char in _SPACES.sub(" ", text) if unicodedata.category(char) not in _DROPPED_CATEGORIES
@@ -35,10 +35,11 @@ def normalize(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
-def _clip(text: str) -> str:
-    if len(text) <= _HEAD_CHARS + _TAIL_CHARS:
+def clip(text: str, head: int = _HEAD_CHARS, tail: int = _TAIL_CHARS) -> str:
+    """The first `head` and last `tail` characters of a long text: bounds the cost of a message."""
+    if len(text) <= head + tail:
         return text
-    return text[:_HEAD_CHARS] + " " + text[-_TAIL_CHARS:]
+    return text[:head] + " " + text[-tail:]
 
 
 def _strip_latin_diacritics(text: str) -> str:

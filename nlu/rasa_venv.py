@@ -24,6 +24,7 @@ RASA_ENVIRONMENT = {
     "RASA_TELEMETRY_ENABLED": "false",
     "TF_CPP_MIN_LOG_LEVEL": "2",
     "PYTHONWARNINGS": "ignore",
+    "LOG_LEVEL": "WARNING",
 }
 
 

@@ -59,7 +59,7 @@ EXPECTED = [
     (
         "example-in-two-intents",
         "intents/en/housing_search.yml",
-        13,
+        11,
         "error",
         "intents/en/emergency_shelter.yml:5",
     ),
@@ -89,14 +89,14 @@ EXPECTED = [
     ("catalog-placeholders", "locale/fr/LC_MESSAGES/guichet.po", 9, "error", "%(centre)s"),
     ("catalog-outdated", "locale/fr/LC_MESSAGES/guichet.po", None, "warning", "run `make messages`"),
     ("missing-catalog", "locale/uk/LC_MESSAGES/guichet.po", None, "warning", "no uk catalog"),
-    (
-        "confused-intents",
-        "intents/en/emergency_shelter.yml",
-        5,
-        "warning",
-        "mixes up `emergency_shelter` and `housing_search`",
-    ),
 ]
+
+
+def test_topics_the_model_mixes_up_are_found_by_cross_validation(broken: Report) -> None:
+    # Where it points depends on which examples the model got wrong: one of the two topics' files.
+    [(path, line, severity, message)] = found(broken, "confused-intents")
+    assert path in {"intents/en/emergency_shelter.yml", "intents/en/housing_search.yml"} and line
+    assert severity == "warning" and "mixes up `emergency_shelter` and `housing_search`" in message
 
 
 @pytest.mark.parametrize(("code", "path", "line", "severity", "words"), EXPECTED)
@@ -117,7 +117,7 @@ def test_nothing_is_reported_that_is_not_a_problem(broken: Report) -> None:
         for p in broken.problems
         if p.path == "responses/bank_account.yml" and p.code != "answer-without-examples"
     ]
-    assert {p.code for p in broken.problems} == {code for code, *_ in EXPECTED}
+    assert {p.code for p in broken.problems} == {code for code, *_ in EXPECTED} | {"confused-intents"}
 
 
 def test_every_problem_names_its_file_and_says_what_to_do_in_plain_words(broken: Report) -> None:

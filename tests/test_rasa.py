@@ -66,9 +66,9 @@ RASA_VENV = ROOT / ".cache" / "rasa-venv"
 # Trained models, by a hash of the exported project: a rerun on unchanged content trains nothing.
 RASA_MODELS = ROOT / ".cache" / "rasa-models"
 # Few epochs keep training quick; enough for messages close to the training examples.
-RASA_EPOCHS = 10
+RASA_EPOCHS = 5
 # Installing Rasa (first run) plus training and starting it take minutes, not seconds.
-RASA_TIMEOUT = 1800
+RASA_TIMEOUT = 3600
 
 # Messages worded like the training examples, in several languages, and the intent they ask for.
 ROUTED = [

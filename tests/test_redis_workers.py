@@ -232,7 +232,8 @@ async def test_duplicated_interleaved_deliveries_are_answered_once_and_in_order(
     for user, intents in zip(users, expected, strict=True):
         deadline = time.monotonic() + 90
         while len(answered(bot.graph.texts_to(user))) < len(intents):
-            assert time.monotonic() < deadline, f"{user} got {bot.graph.texts_to(user)}"
+            got = [text[:40] for text in bot.graph.texts_to(user)]
+            assert time.monotonic() < deadline, f"{user} asked {intents}, got {got}"
             await asyncio.sleep(0.1)
     await asyncio.sleep(1.5)  # a second answer to anything would have arrived by now
     for user, intents in zip(users, expected, strict=True):
@@ -300,7 +301,7 @@ async def test_the_handoff_queue_and_its_messages_survive_a_redis_crash(single: 
     storage = single.storage()
     try:
         deadline = time.monotonic() + 30
-        while not (stored := await storage.get(key)) or "residence card" not in stored.transcript[-1].text:
+        while not (stored := await storage.get(key)) or "residence card" not in str(stored.transcript):
             assert time.monotonic() < deadline, "the messages written during the handoff were not stored"
             await asyncio.sleep(0.05)
         single.redis.kill()  # a crash: only the append-only file is left
@@ -335,9 +336,10 @@ async def test_every_key_expires_and_forget_leaves_no_trace_of_the_user(single: 
         mine = [k async for k in storage.client.scan_iter(match=f"{PREFIX}:*")]
         assert {storage.key(key, "conv"), storage.key(key, "seen"), storage.key(key, "rate")} <= set(mine)
         ttls = {k: await storage.client.ttl(k) for k in mine if k.startswith((f"{PREFIX}:{{", f"{PREFIX}:seen:"))}
+        ttls = {k: ttl for k, ttl in ttls.items() if ttl != -2}  # gone since the scan (a lock released)
         assert ttls and all(0 < ttl <= 30 * 24 * 3600 for ttl in ttls.values()), ttls
         # The WhatsApp way to /forget: the button, then the confirmation button.
-        for step in (1, 2):
+        for _step in (1, 2):
             before = len(single.graph.sent_to(user))
             tap = interactive_reply_payload(user, "forget:yes", "Delete my data")
             assert (await single.deliver(worker, tap)).status_code == 200

@@ -28,6 +28,7 @@ from bot.app import build_engine
 from bot.config import Config, load_config
 from bot.engine import ConversationEngine
 from bot.messages import IncomingMessage, Kind, OutgoingMessage
+from bot.policy import Action, decide
 from bot.runtime import Runtime
 from bot.staff.console import StaffConsole
 from bot.storage import MemoryStorage
@@ -37,9 +38,25 @@ from tests.conftest import OPEN_TIME, ROOT
 from tests.test_staff_console import accounts_with_staff, console_config, serving
 
 HOUSING_FR = "je cherche un appartement a louer"
-# Italian: the shipped model hands it to a person (checked below); one example teaches it.
-NEW_EXAMPLE = "mi serve un appartamento in affitto"
+# Ways to ask about housing that the shipped model may not answer with the housing answer yet; the
+# traffic test teaches the first one it misses (the model changes as the content grows).
+HOUSING_CANDIDATES = (
+    "kas keegi annab toa rendile",
+    "ou trouver une chambre chez l'habitant pour quelques mois",
+    "mon bail se termine le mois prochain, je fais quoi",
+    "heeft iemand een kamer voor mij",
+    "kira icin ev ariyorum",
+)
 MARKER = "MISE À JOUR."
+
+
+def first_missed(nlu: EmbeddedNLU, config: Config, intent: str, candidates: Sequence[str]) -> str:
+    """The first candidate that the model does not answer with ``intent`` (and is no emergency)."""
+    for text in candidates:
+        decision = decide(nlu.understand_now(text), config.nlu.thresholds)
+        if not decision.emergency and (decision.action is not Action.ANSWER or decision.intent != intent):
+            return text
+    pytest.fail(f"the model answers every candidate with {intent} already: add a harder one")
 
 
 def content_copy(
@@ -119,7 +136,8 @@ async def test_reload_under_traffic_switches_answers_and_refuses_invalid_content
     runtime.add_channel(channel)
     reloader = ContentReloader(engine, config_path)
     old_housing = engine.curated("housing_search", "fr", OPEN_TIME).text
-    handoff_notice = engine.handoff_notice("fr", OPEN_TIME)
+    housing_answers = {engine.curated("housing_search", lang).text for lang in config.languages.content}
+    new_example = first_missed(embedded_nlu, config, "housing_search", HOUSING_CANDIDATES)
 
     sent: list[tuple[str, str, float]] = []  # (user, text, when accepted)
     stop = asyncio.Event()
@@ -128,7 +146,7 @@ async def test_reload_under_traffic_switches_answers_and_refuses_invalid_content
         number = 0
         while not stop.is_set():
             number += 1
-            text = HOUSING_FR if number % 2 else NEW_EXAMPLE
+            text = HOUSING_FR if number % 2 else new_example
             user = f"user{number}"
             assert await runtime.dispatcher.accept(message(user, text, number))
             sent.append((user, text, time.monotonic()))
@@ -146,17 +164,17 @@ async def test_reload_under_traffic_switches_answers_and_refuses_invalid_content
     await runtime.start()
     sender = asyncio.create_task(traffic())
     try:
-        await asyncio.wait_for(replies_for(10), 60)
+        await asyncio.wait_for(replies_for(10), 600)
 
         # An admin rewords the housing answer and teaches the bot a new way to ask.
         mark_answer(tmp_path / "responses", "housing_search")
-        append_example(tmp_path / "intents", "fr", "housing_search", NEW_EXAMPLE)
+        append_example(tmp_path / "intents", "fr", "housing_search", new_example)
         started = time.monotonic()
         outcome = await reloader.reload()
         finished = time.monotonic()
         assert outcome.status == "reloaded", outcome
         assert reloader.version == content_version(reloader.paths) == outcome.version
-        await asyncio.wait_for(replies_for(20), 60)
+        await asyncio.wait_for(replies_for(20), 600)
 
         # Invalid content is refused with the check's report; the new valid content keeps answering.
         answers_before = engine.answers
@@ -168,7 +186,7 @@ async def test_reload_under_traffic_switches_answers_and_refuses_invalid_content
         assert [p.code for p in refused.problems] == ["unknown-placeholder"]
         assert "housing_search.yml" in refused.problems[0].path and "{citty}" in refused.problems[0].message
         assert engine.answers is answers_before
-        await asyncio.wait_for(replies_for(20), 60)
+        await asyncio.wait_for(replies_for(20), 600)
     finally:
         stop.set()
         await sender
@@ -186,10 +204,14 @@ async def test_reload_under_traffic_switches_answers_and_refuses_invalid_content
     assert before and after
     for text, reply in before:
         assert reply is not None
-        assert reply[1] == (old_housing if text == HOUSING_FR else handoff_notice), text
+        if text == HOUSING_FR:
+            assert reply[1] == old_housing
+        else:  # not understood as housing yet
+            assert reply[1] not in housing_answers and not reply[1].startswith(MARKER), reply
     for text, reply in after:
         assert reply is not None
-        assert reply[1] == new_housing, text  # the reworded answer, and the new example understood
+        # The reworded answer (in the user's language), and the new example understood as housing.
+        assert reply[1] == new_housing if text == HOUSING_FR else reply[1].startswith(MARKER), (text, reply)
 
     # The event loop kept answering while the model retrained in its thread.
     during = [u for u, _, at in sent if started < at < finished and (r := first_reply(u)) and r[0] < finished]
@@ -202,6 +224,7 @@ async def test_reload_under_traffic_switches_answers_and_refuses_invalid_content
     assert during, "no message was answered while the model retrained"
 
 
+@pytest.mark.timeout(1800)
 async def test_the_file_watcher_reloads_edited_answers_and_refuses_broken_files(
     embedded_nlu: EmbeddedNLU, tmp_path: Path, config: Config
 ) -> None:
@@ -232,7 +255,8 @@ async def test_the_file_watcher_reloads_edited_answers_and_refuses_broken_files(
         await reloader.stop()
 
 
-async def wait_until(condition: object, timeout: float = 120.0) -> None:
+async def wait_until(condition: object, timeout: float = 900.0) -> None:
+    """Poll ``condition`` (generous: reloads check and load the whole content, on a loaded machine)."""
     deadline = time.monotonic() + timeout
     while not condition():  # type: ignore[operator]
         assert time.monotonic() < deadline, "timed out"
@@ -240,6 +264,7 @@ async def wait_until(condition: object, timeout: float = 120.0) -> None:
 
 
 @pytest.mark.redis
+@pytest.mark.timeout(1800)
 async def test_workers_on_redis_switch_to_the_same_version(
     embedded_nlu: EmbeddedNLU, tmp_path: Path, config: Config, redis_server: str
 ) -> None:
@@ -259,7 +284,7 @@ async def test_workers_on_redis_switch_to_the_same_version(
         outcome = await first.reload()
         assert outcome.status == "reloaded"
         assert await client.get(key) == outcome.version
-        await wait_until(lambda: second.version == outcome.version, timeout=60)
+        await wait_until(lambda: second.version == outcome.version)
         assert workers[1].curated("bank_account", "uk").text.startswith("BANKS CHANGED.")
         assert first.version == second.version == content_version(second.paths)
     finally:
@@ -269,6 +294,7 @@ async def test_workers_on_redis_switch_to_the_same_version(
         await client.aclose()
 
 
+@pytest.mark.timeout(1800)
 async def test_guichet_content_reload_talks_to_the_running_server(
     embedded_nlu: EmbeddedNLU, tmp_path: Path, config: Config
 ) -> None:
@@ -290,7 +316,7 @@ async def test_guichet_content_reload_talks_to_the_running_server(
             sys.executable, "-m", "bot.cli", "content", "reload", *args,
             cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        out, err = await asyncio.wait_for(process.communicate(), 300)
+        out, err = await asyncio.wait_for(process.communicate(), 900)
         assert process.returncode is not None
         return process.returncode, out.decode(), err.decode()
 
@@ -315,13 +341,3 @@ async def test_guichet_content_reload_talks_to_the_running_server(
         assert code == 2 and "Wrong or missing admin token" in err
         code, _, err = await guichet("--url", url, token=None)
         assert code == 2 and "GUICHET_ADMIN_TOKEN" in err
-
-
-async def test_the_shipped_model_does_not_know_the_new_example_yet(
-    embedded_nlu: EmbeddedNLU, config: Config
-) -> None:
-    """The premise of the traffic test: before the reload, the new example is handed to a person."""
-    from bot.policy import Action, decide
-
-    decision = decide(embedded_nlu.understand_now(NEW_EXAMPLE), config.nlu.thresholds)
-    assert decision.action is Action.HANDOFF

@@ -101,9 +101,10 @@ def _missed(decision: Decision, guesses: Sequence[tuple[str, float]], below: flo
     """Why this message belongs in the inbox (a key of :data:`bot.admin.inbox.OUTCOMES`), if it does."""
     if decision.emergency:
         return None
+    confidence = guesses[0][1] if guesses else 0.0
     if decision.action is Action.HANDOFF:
-        return None if decision.intent == "human_handoff" else "handoff"
+        # Asking for a person is no miss, unless the model only half-thought so.
+        return "handoff" if decision.intent != "human_handoff" or confidence < below else None
     if decision.action is Action.CLARIFY:
         return "clarify"
-    confidence = guesses[0][1] if guesses else 0.0
     return "unsure" if confidence < below else None

@@ -31,10 +31,11 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import (
     ClusterError,
@@ -45,7 +46,6 @@ from redis.exceptions import (
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 from bot.conversation import Conversation
 from bot.messages import IncomingMessage
@@ -241,7 +241,7 @@ class RedisStorage(Storage):
 
     async def handoff_queue(self) -> list[Conversation]:
         async with self._redis():
-            keys = list(await self.client.zrange(self._queue, 0, -1))
+            keys = cast(list[str], list(await self.client.zrange(self._queue, 0, -1)))
             if not keys:
                 return []
             async with self.client.pipeline(transaction=False) as pipe:
@@ -301,7 +301,9 @@ class RedisStorage(Storage):
 
     async def keys_with_incoming(self) -> list[str]:
         async with self._redis():
-            keys = list(await self.client.zrange(self._pending, 0, -1, withscores=True))
+            keys = cast(
+                list[tuple[str, float]], list(await self.client.zrange(self._pending, 0, -1, withscores=True))
+            )
             if not keys:
                 return []
             async with self.client.pipeline(transaction=False) as pipe:
