@@ -49,8 +49,9 @@ _LEXICAL_C = 0.5  # inverse L2 strength of the linear SVM on n-grams
 _LEXICAL_WEIGHTS = (0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0)
 _DEFAULT_LEXICAL_WEIGHT = 2.0  # for data too small to hold a fifth out
 _MIN_EXAMPLES_TO_WEIGH = 100
-# The encoder's cost grows with length (1,000 characters: ~30 ms): it sees the start and the end
-# of a long story, where the question usually is; the n-grams see up to 1,000 characters.
+# The encoder's cost grows with length (1,000 characters cost about 5 times a short message): it
+# sees the start and the end of a long story, where the question usually is; the n-grams see up to
+# 1,000 characters (see normalize).
 _EMBEDDED_HEAD_CHARS = 100
 _EMBEDDED_TAIL_CHARS = 300
 _MODEL_FILE = "model.joblib"
@@ -84,8 +85,10 @@ class IntentClassifier:
         report("embeddings", 0.0)
         embeddings = encode_sentences([example.text for example in examples])
         normalized = [normalize(example.text) for example in examples]
+        report("embeddings", 1.0)
         report("weighting", 0.0)
         lexical_weight = _choose_lexical_weight(normalized, embeddings, labels, seed)
+        report("weighting", 1.0)
         report("fit", 0.0)
         experts = _Experts.fit(normalized, embeddings, labels, seed)
         report("fit", 1.0)
@@ -178,10 +181,14 @@ class _NgramWeights:
         analyze: Callable[[str], list[str]] = self.vectorizer.build_analyzer()
         return analyze
 
+    @cached_property
+    def _idf(self) -> np.ndarray:
+        return np.asarray(self.vectorizer.idf_, dtype=np.float32)
+
     def margins(self, normalized: list[str]) -> np.ndarray:
         """(len(normalized), intents) contribution of these n-grams to the SVM margins."""
         vocabulary: dict[str, int] = self.vectorizer.vocabulary_
-        idf = self.vectorizer.idf_.astype(np.float32)
+        idf = self._idf
         columns: list[np.ndarray] = []
         values: list[np.ndarray] = []
         for text in normalized:
