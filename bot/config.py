@@ -223,7 +223,7 @@ class FeedbackSettings(_Strict):
 
     ratings: bool = False  # 👍/👎 buttons after curated answers
     # An answer given with less confidence than this also goes to the unanswered-questions inbox.
-    inbox_below: float = Field(default=0.7, ge=0, le=1)
+    inbox_below: float = Field(default=0.85, ge=0, le=1)
 
 
 class ContentSettings(_Strict):

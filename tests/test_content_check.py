@@ -85,6 +85,7 @@ EXPECTED = [
     ("config", "config.yml", 28, "error", "Did you mean `retention_days`?"),
     ("fallback", "config.yml", 20, "error", "never be answered in Russian"),
     ("fallback", "config.yml", 20, "error", "not in languages.content"),
+    ("inbox-threshold", "config.yml", 31, "warning", "not above nlu.thresholds.answer"),
     ("untranslated", "locale/fr/LC_MESSAGES/guichet.po", 6, "warning", "not translated into fr"),
     ("catalog-placeholders", "locale/fr/LC_MESSAGES/guichet.po", 9, "error", "%(centre)s"),
     ("catalog-outdated", "locale/fr/LC_MESSAGES/guichet.po", None, "warning", "run `make messages`"),

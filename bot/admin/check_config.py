@@ -38,6 +38,7 @@ def check_config(path: Path, report: Report) -> Config | None:
             return None
     _check_numbers(config, raw, path, report)
     _check_fallbacks(config, raw, path, report)
+    _check_inbox_threshold(config, raw, path, report)
     return config
 
 
@@ -96,3 +97,15 @@ def _check_fallbacks(config: Config, raw: Any, path: Path, report: Report) -> No
                 "languages.fallback.uk goes through Russian: a Ukrainian speaker must never be answered "
                 "in Russian by default. Remove ru from this list.",
             )
+
+
+def _check_inbox_threshold(config: Config, raw: Any, path: Path, report: Report) -> None:
+    below, answer = config.feedback.inbox_below, config.nlu.thresholds.answer
+    if below <= answer:
+        report.warning(
+            "inbox-threshold",
+            path,
+            line_of(raw, ("feedback", "inbox_below")),
+            f"feedback.inbox_below ({below}) is not above nlu.thresholds.answer ({answer}), so no answered "
+            "message ever counts as unsure in the unanswered-questions inbox. Set it higher (e.g. 0.85).",
+        )
