@@ -23,7 +23,6 @@ client reconnects by itself on the next command once Redis is back.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -174,6 +173,7 @@ class RedisStorage(Storage):
         self._in_flight = asyncio.Semaphore(_IN_FLIGHT)
         self._cluster_ready = not isinstance(client, RedisCluster)
         self._cluster_starting = asyncio.Lock()
+        self._renewals: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_url(
@@ -330,12 +330,15 @@ class RedisStorage(Storage):
             await asyncio.sleep(delay)
             delay = min(longest, delay * 2)
         renewing = asyncio.get_running_loop().create_task(lease.keep())
+        self._renewals.add(renewing)
+        renewing.add_done_callback(self._renewals.discard)
         try:
             yield lease
         finally:
+            # Not awaited: on Python 3.11 a cancellation can be lost inside redis-py's
+            # asyncio.wait_for (cpython#86296), and waiting for it would hold the lock forever.
+            lease.released = True
             renewing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewing
             try:
                 async with self._redis():
                     await self._release(keys=[lease.name], args=[lease.token])
@@ -364,21 +367,21 @@ class _RedisLease(Lease):
         self.storage = storage
         self.name = name
         self.token = secrets.token_hex(16)
+        self.released = False
 
     async def held(self) -> bool:
         """Renew now: True if the lease was still ours (it then runs a full lease again)."""
-        try:
-            return await self.storage._renew_lease(self)
-        except StorageUnavailable:
-            return False
+        return await self.storage._renew_lease(self)
 
     async def keep(self) -> None:
         """Renew every third of the lease, for as long as the lock is held."""
         every = self.storage._lease_ms / 3000
         while True:
             await asyncio.sleep(every)
+            if self.released:
+                return
             try:
-                if not await self.storage._renew_lease(self):
+                if not await self.storage._renew_lease(self) and not self.released:
                     log.warning("a user lock was lost while held (worker stalled, or Redis away)")
                     return
             except StorageUnavailable:

@@ -12,6 +12,7 @@ import contextlib
 import socket
 import threading
 import time
+from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import Any, Self
 
@@ -142,7 +143,7 @@ class BackgroundServer:
         self.stop()
 
 
-class StandIn:
+class StandIn(ABC):
     """Base of the stand-ins: owns the app's BackgroundServer and the start/stop protocol.
 
     Use as `with Stand() as api:` (sync tests and fixtures) or `async with Stand() as api:`;
@@ -155,8 +156,9 @@ class StandIn:
         self._server = BackgroundServer(self.build_app(), name=self.name)
         self._closing = threading.Event()
 
+    @abstractmethod
     def build_app(self) -> ASGIApp:
-        raise NotImplementedError
+        """The stand-in's Starlette application."""
 
     @property
     def url(self) -> str:
