@@ -11,6 +11,7 @@ leaves it in the inbox; :meth:`Dispatcher.recover` (run at start and periodicall
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -57,9 +58,13 @@ class Dispatcher:
         if task is not None and not task.done():
             self._again.add(key)  # it may have found the inbox empty just before this message
             return
-        task = asyncio.get_running_loop().create_task(self._drain(key))
-        self._draining[key] = task
-        task.add_done_callback(lambda done: self._draining.pop(key) if self._draining.get(key) is done else None)
+        self._draining[key] = task = asyncio.get_running_loop().create_task(self._drain(key))
+        task.add_done_callback(functools.partial(self._drained, key))
+
+    def _drained(self, key: str, task: asyncio.Task[None]) -> None:
+        """Forget a finished drain (one per user ever seen would add up), unless a newer one runs."""
+        if self._draining.get(key) is task:
+            del self._draining[key]
 
     async def _drain(self, key: str) -> None:
         """Process the user's inbox in order until it is empty."""

@@ -116,7 +116,9 @@ def choose_threshold(outcome: _Outcome) -> float:
     best: tuple[float, float] | None = None
     for threshold in candidates:
         scores = outcome.scores(threshold)
-        if scores["oos_recall"] >= TARGET_OOS_RECALL and (best is None or scores["in_scope_accuracy"] > best[1]):
+        if scores["oos_recall"] >= TARGET_OOS_RECALL and (
+            best is None or scores["in_scope_accuracy"] > best[1]
+        ):
             best = (threshold, scores["in_scope_accuracy"])
     if best is None:  # unreachable: refusing everything has recall 1
         raise ValueError("no threshold reaches the out-of-scope recall target")
@@ -204,7 +206,9 @@ def _decide(ranking: Ranking, threshold: float) -> str:
     return OUT_OF_SCOPE if intent == OUT_OF_SCOPE or confidence < threshold else intent
 
 
-def _single_message_latencies(classifier: IntentClassifier, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def _single_message_latencies(
+    classifier: IntentClassifier, texts: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
     """Wall-clock and CPU milliseconds per rank() call, one message at a time as the bot calls it."""
     step = max(1, len(texts) // LATENCY_QUERIES)
     sample = list(texts[::step][:LATENCY_QUERIES])
@@ -243,7 +247,9 @@ def _ignore_progress(stage: str, fraction: float) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="CLINC150 data_full.json")
     parser.add_argument("--predictions", type=Path, help="write one JSON line per test query here")
     parser.add_argument("--plot", type=Path, default=DEFAULT_PLOT, help="where to draw the curve")

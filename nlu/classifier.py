@@ -110,7 +110,9 @@ class IntentClassifier:
     def save(self, directory: Path) -> None:
         """Write the model files into `directory` (created if needed)."""
         directory.mkdir(parents=True, exist_ok=True)
-        joblib.dump({"experts": self._experts, "lexical_weight": self._lexical_weight}, directory / _MODEL_FILE)
+        joblib.dump(
+            {"experts": self._experts, "lexical_weight": self._lexical_weight}, directory / _MODEL_FILE
+        )
         (directory / _META_FILE).write_text(json.dumps(_cache_identity(), indent=2), encoding="utf-8")
 
     @classmethod
@@ -194,7 +196,9 @@ class _NgramWeights:
         for text in normalized:
             counts = Counter(index for index in map(vocabulary.get, self._analyze(text)) if index is not None)
             column = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
-            value = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float32, count=len(counts)))) * idf[column]
+            value = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float32, count=len(counts)))) * idf[
+                column
+            ]
             norm = float(np.linalg.norm(value))
             columns.append(column)
             values.append(value / norm if norm > 0 else value)
@@ -218,7 +222,9 @@ def _per_intent(coef: np.ndarray, intercept: np.ndarray, binary_sign: float) -> 
     return np.ascontiguousarray(coef.T, dtype=np.float32), np.asarray(intercept, dtype=np.float32)
 
 
-def _choose_lexical_weight(normalized: list[str], embeddings: np.ndarray, labels: np.ndarray, seed: int) -> float:
+def _choose_lexical_weight(
+    normalized: list[str], embeddings: np.ndarray, labels: np.ndarray, seed: int
+) -> float:
     """The grid weight with the lowest log-loss on a stratified held-out fifth of the examples."""
     counts = np.unique(labels, return_counts=True)[1]
     if len(labels) < _MIN_EXAMPLES_TO_WEIGH or counts.min() < 2:

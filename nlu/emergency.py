@@ -38,23 +38,79 @@ _APOSTROPHES = str.maketrans({c: "'" for c in "’‘ʼʹ`´′"} | {"🆘": " s
 _TOKEN = re.compile(r"[^\W_]+")
 _ARABIC_MARKS = re.compile("[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u0640]")
 _ARABIC_LETTERS = str.maketrans(
-    {"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "ي", "ی": "ي", "ئ": "ي", "ؤ": "و", "ة": "ه", "ک": "ك",
-     "ە": "ه", "ۀ": "ه"}
+    {
+        "أ": "ا",
+        "إ": "ا",
+        "آ": "ا",
+        "ٱ": "ا",
+        "ى": "ي",
+        "ی": "ي",
+        "ئ": "ي",
+        "ؤ": "و",
+        "ة": "ه",
+        "ک": "ك",
+        "ە": "ه",
+        "ۀ": "ه",
+    }
 )
 _DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
 _LATIN_LETTERS = str.maketrans({"ø": "o", "ł": "l", "đ": "d", "ı": "i", "æ": "ae", "œ": "oe", "ß": "ss"})
 _CYRILLIC = str.maketrans(
-    {"а": "a", "б": "b", "в": "v", "г": "g", "ґ": "g", "д": "d", "е": "e", "ё": "e", "є": "ie", "ж": "zh",
-     "з": "z", "и": "i", "і": "i", "ї": "i", "й": "i", "к": "k", "л": "l", "м": "m", "н": "n", "о": "o",
-     "п": "p", "р": "r", "с": "s", "т": "t", "у": "u", "ф": "f", "х": "h", "ц": "ts", "ч": "ch",
-     "ш": "sh", "щ": "sh", "ъ": "", "ы": "i", "ь": "", "э": "e", "ю": "iu", "я": "ia"}
+    {
+        "а": "a",
+        "б": "b",
+        "в": "v",
+        "г": "g",
+        "ґ": "g",
+        "д": "d",
+        "е": "e",
+        "ё": "e",
+        "є": "ie",
+        "ж": "zh",
+        "з": "z",
+        "и": "i",
+        "і": "i",
+        "ї": "i",
+        "й": "i",
+        "к": "k",
+        "л": "l",
+        "м": "m",
+        "н": "n",
+        "о": "o",
+        "п": "p",
+        "р": "r",
+        "с": "s",
+        "т": "t",
+        "у": "u",
+        "ф": "f",
+        "х": "h",
+        "ц": "ts",
+        "ч": "ch",
+        "ш": "sh",
+        "щ": "sh",
+        "ъ": "",
+        "ы": "i",
+        "ь": "",
+        "э": "e",
+        "ю": "iu",
+        "я": "ia",
+    }
 )
 # Arabizi: digits standing for Arabic letters inside a word (7=ح, 5=خ, 9=ق, 2=ء, 6=ط, 8=غ);
 # 3 (ع) stays a letter of its own: "bla3" (swallowed) is not "bla" (without).
 _ARABIZI_DIGITS = str.maketrans({"2": "", "5": "h", "6": "t", "7": "h", "8": "gh", "9": "k"})
 # Spelling variants of one sound, merged in this order (transliteration and Arabizi habits).
-_VARIANTS = (("shch", "sh"), ("sch", "sh"), ("ch", "sh"), ("kh", "h"), ("q", "k"), ("oo", "u"),
-             ("ou", "u"), ("y", "i"), ("j", "i"))
+_VARIANTS = (
+    ("shch", "sh"),
+    ("sch", "sh"),
+    ("ch", "sh"),
+    ("kh", "h"),
+    ("q", "k"),
+    ("oo", "u"),
+    ("ou", "u"),
+    ("y", "i"),
+    ("j", "i"),
+)
 _REPEATS = re.compile(r"(\D)\1+")
 _ARABIC_REPEATS = re.compile(r"(\D)\1{2,}")  # "الحقوووني"; a real double letter ("ممكن") stays
 

@@ -49,7 +49,6 @@ _UNKNOWN_WORDS_SHARE = 0.25
 _EVIDENCE_BONUS = 6.0
 
 
-
 def _word_set(words: str) -> frozenset[str]:
     return frozenset(words.split())
 
@@ -84,8 +83,21 @@ _ARABIZI_WORDS = _word_set(
     "fhemt ya3ni yani lesh 3lach wla ghadi bach"
 )
 # fastText codes without an ISO 639-1 equivalent, mapped to the language their readers use.
-_FASTTEXT_CODES = {"arz": "ar", "azb": "az", "ckb": "ku", "pnb": "pa", "als": "de", "bar": "de", "nds": "de",
-                   "vls": "nl", "sco": "en", "rue": "uk", "lrc": "fa", "hif": "hi", "bpy": "bn"}
+_FASTTEXT_CODES = {
+    "arz": "ar",
+    "azb": "az",
+    "ckb": "ku",
+    "pnb": "pa",
+    "als": "de",
+    "bar": "de",
+    "nds": "de",
+    "vls": "nl",
+    "sco": "en",
+    "rue": "uk",
+    "lrc": "fa",
+    "hif": "hi",
+    "bpy": "bn",
+}
 _NOISE = re.compile(r"https?://\S+|www\.\S+|(?<!\S)[^\s@]+@\S+|@\w+")  # links, e-mails, @names
 # Digits only tell the language inside an Arabizi word; elsewhere they are numbers.
 _NUMBERS = re.compile(r"(?<![^\W\d_])\d+(?![^\W\d_])|[01468]")
@@ -235,7 +247,11 @@ class LanguageIdentifier:
         known = self._model.known_words_share(text, choice)
         if known >= _KNOWN_WORDS_SHARE or max(evidence.values()) > 0:
             return LanguageGuess(choice, confidence)
-        if best is not None and best not in self._model.languages and probability >= _OTHER_LANGUAGE_PROBABILITY:
+        if (
+            best is not None
+            and best not in self._model.languages
+            and probability >= _OTHER_LANGUAGE_PROBABILITY
+        ):
             return LanguageGuess(best, probability)
         if known < _UNKNOWN_WORDS_SHARE and fasttext.get(choice, 0.0) < _OTHER_LANGUAGE_PROBABILITY:
             return _UNKNOWN  # mostly words our languages never use, and fastText does not know better
@@ -252,7 +268,8 @@ class LanguageIdentifier:
                 scores[lang] += _EVIDENCE_BONUS * points
         best = max(scores, key=lambda lang: scores[lang])
         exponents = {
-            lang: math.exp((score - scores[best]) * _CONFIDENCE_SHARPNESS / grams) for lang, score in scores.items()
+            lang: math.exp((score - scores[best]) * _CONFIDENCE_SHARPNESS / grams)
+            for lang, score in scores.items()
         }
         return best, exponents[best] / sum(exponents.values())
 

@@ -20,7 +20,31 @@ from nlu.embedded import EmbeddedNLU
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENT_LANGUAGES = ("fr", "en", "nl", "ar", "uk", "ru", "et")
-INTENTS = ["greet", "goodbye", "thanks", "help", "human_handoff", "change_language", "housing_search", "emergency_shelter", "language_courses", "job_search", "work_rights", "diploma_recognition", "business_creation", "vocational_training", "health_care", "mental_health", "school_enrollment", "residence_permit", "social_benefits", "bank_account", "legal_aid", "emergency", "guichet_info"]
+INTENTS = [
+    "greet",
+    "goodbye",
+    "thanks",
+    "help",
+    "human_handoff",
+    "change_language",
+    "housing_search",
+    "emergency_shelter",
+    "language_courses",
+    "job_search",
+    "work_rights",
+    "diploma_recognition",
+    "business_creation",
+    "vocational_training",
+    "health_care",
+    "mental_health",
+    "school_enrollment",
+    "residence_permit",
+    "social_benefits",
+    "bank_account",
+    "legal_aid",
+    "emergency",
+    "guichet_info",
+]
 # A Wednesday at 11:00 in Tallinn: the demo guichet is open.
 OPEN_TIME = dt.datetime(2026, 11, 18, 9, 0, tzinfo=dt.UTC)
 # A Saturday evening: closed until Monday 9:00.

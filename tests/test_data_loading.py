@@ -39,7 +39,7 @@ def test_single_file_strips_entities_and_blank_lines(tmp_path: Path) -> None:
 
 def test_directory_is_searched_recursively_and_skips_non_nlu_yaml(tmp_path: Path) -> None:
     write(tmp_path / "fr" / "housing_search.yml", HOUSING_FR)
-    write(tmp_path / "en" / "extra" / "greet.yaml", 'nlu:\n- intent: greet\n  examples: |\n    - hi\n')
+    write(tmp_path / "en" / "extra" / "greet.yaml", "nlu:\n- intent: greet\n  examples: |\n    - hi\n")
     write(tmp_path / "domain.yml", "responses:\n  utter_greet:\n  - text: hi\n")
     write(tmp_path / "notes.txt", "nlu:\n")
     examples = load_examples(tmp_path)
@@ -56,8 +56,7 @@ def test_language_is_the_parent_directory_code(tmp_path: Path) -> None:
 
 def test_synonyms_and_regexes_are_ignored(tmp_path: Path) -> None:
     text = (
-        "nlu:\n- synonym: flat\n  examples: |\n    - apartment\n"
-        "- intent: greet\n  examples: |\n    - hey\n"
+        "nlu:\n- synonym: flat\n  examples: |\n    - apartment\n- intent: greet\n  examples: |\n    - hey\n"
     )
     assert load_examples(write(tmp_path / "en" / "a.yml", text)) == [Example("hey", "greet", "en")]
 

@@ -26,7 +26,11 @@ def _emergencies(path: Path) -> list[str]:
 
 def _non_emergencies() -> list[str]:
     """Every line that is not an emergency: held-out topics, out-of-scope, hard negatives."""
-    paths = [*sorted((DATA / "heldout").glob("*.jsonl")), DATA / "out_of_scope.jsonl", DATA / "emergency.jsonl"]
+    paths = [
+        *sorted((DATA / "heldout").glob("*.jsonl")),
+        DATA / "out_of_scope.jsonl",
+        DATA / "emergency.jsonl",
+    ]
     return [line["text"] for path in paths for line in _lines(path) if line["intent"] != "emergency"]
 
 
@@ -64,7 +68,9 @@ def test_false_alarms_stay_under_two_percent(detector: EmergencyDetector) -> Non
 
 
 def test_hard_negatives_are_mostly_recognised_as_safe(detector: EmergencyDetector) -> None:
-    texts = [line["text"] for line in _lines(DATA / "emergency.jsonl") if line["slice"] == "emergency_negative"]
+    texts = [
+        line["text"] for line in _lines(DATA / "emergency.jsonl") if line["slice"] == "emergency_negative"
+    ]
     assert len(texts) >= 7 * 15
     assert len([text for text in texts if detector.detect(text)]) <= MAX_FALSE_ALARM_RATE * len(texts)
 

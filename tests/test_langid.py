@@ -39,7 +39,9 @@ def _accuracy(identifier: LanguageIdentifier, lines: list[dict[str, str]]) -> fl
     return sum(identifier.identify(line["text"]).lang == line["lang"] for line in lines) / len(lines)
 
 
-def test_accuracy_floor_per_content_language(identifier: LanguageIdentifier, lines: list[dict[str, str]]) -> None:
+def test_accuracy_floor_per_content_language(
+    identifier: LanguageIdentifier, lines: list[dict[str, str]]
+) -> None:
     by_language: dict[str, list[dict[str, str]]] = defaultdict(list)
     for line in lines:
         by_language[line["lang"]].append(line)
@@ -48,17 +50,23 @@ def test_accuracy_floor_per_content_language(identifier: LanguageIdentifier, lin
     assert all(reached[lang] >= FLOORS[lang] for lang in CONTENT_LANGUAGES), reached
 
 
-def test_accuracy_floor_on_other_languages(identifier: LanguageIdentifier, lines: list[dict[str, str]]) -> None:
+def test_accuracy_floor_on_other_languages(
+    identifier: LanguageIdentifier, lines: list[dict[str, str]]
+) -> None:
     others = [line for line in lines if line["lang"] not in CONTENT_LANGUAGES]
     assert len(others) >= 40
     assert _accuracy(identifier, others) >= OTHER_LANGUAGES_FLOOR
 
 
-def test_ukrainian_and_russian_are_told_apart(identifier: LanguageIdentifier, lines: list[dict[str, str]]) -> None:
+def test_ukrainian_and_russian_are_told_apart(
+    identifier: LanguageIdentifier, lines: list[dict[str, str]]
+) -> None:
     cyrillic = [
         line
         for line in lines
-        if line["lang"] in ("uk", "ru") and re.search("[а-яіїєґ]", line["text"]) and len(line["text"].split()) >= 3
+        if line["lang"] in ("uk", "ru")
+        and re.search("[а-яіїєґ]", line["text"])
+        and len(line["text"].split()) >= 3
     ]
     assert len([line for line in cyrillic if line["lang"] == "uk"]) >= 25
     assert len([line for line in cyrillic if line["lang"] == "ru"]) >= 25
@@ -91,18 +99,23 @@ def test_hard_cases(identifier: LanguageIdentifier, text: str, lang: str) -> Non
     assert identifier.identify(text).lang == lang
 
 
-@pytest.mark.parametrize("text", ["ok", "hi", "1", "👍", "🙏🙏🙏", "?", "merci", "lol", "ok ok", "12345", "", "   "])
+@pytest.mark.parametrize(
+    "text", ["ok", "hi", "1", "👍", "🙏🙏🙏", "?", "merci", "lol", "ok ok", "12345", "", "   "]
+)
 def test_too_short_to_tell(identifier: LanguageIdentifier, text: str) -> None:
     assert identifier.identify(text) == LanguageGuess(lang=None, confidence=0.0)
 
 
-@pytest.mark.parametrize(("text", "lang"), [("سلام", "ar"), ("شكرا", "ar"), ("дякую", "uk"), ("спасибо", "ru")])
+@pytest.mark.parametrize(
+    ("text", "lang"), [("سلام", "ar"), ("شكرا", "ar"), ("дякую", "uk"), ("спасибо", "ru")]
+)
 def test_short_but_clear(identifier: LanguageIdentifier, text: str, lang: str) -> None:
     assert identifier.identify(text).lang == lang
 
 
 @pytest.mark.parametrize(
-    "text", ["\x00\x01\u200b", "😂" * 5000, "a" * 20_000, "a@" * 5000, "\ud800 test", "ﷺ", "ゆ" * 300, "3" * 100]
+    "text",
+    ["\x00\x01\u200b", "😂" * 5000, "a" * 20_000, "a@" * 5000, "\ud800 test", "ﷺ", "ゆ" * 300, "3" * 100],
 )
 def test_never_raises(identifier: LanguageIdentifier, text: str) -> None:
     guess = identifier.identify(text)

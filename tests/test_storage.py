@@ -97,7 +97,9 @@ def message(text: str, message_id: str | None = None, user: str = "33600000001")
 
 
 async def test_a_conversation_is_read_back_as_it_was_stored(storage: Storage) -> None:
-    stored = conversation("wa-one", handoff=Handoff(reason="emergency", urgent=True, guesses=[("housing", 0.4)]))
+    stored = conversation(
+        "wa-one", handoff=Handoff(reason="emergency", urgent=True, guesses=[("housing", 0.4)])
+    )
     assert await storage.get("wa-one") is None
     await storage.put(stored)
     assert await storage.get("wa-one") == stored
@@ -192,7 +194,7 @@ async def test_a_queued_message_comes_back_whole(storage: Storage) -> None:
         "telegram",
         "-1001234",
         Kind.LOCATION,
-        text="موقعي 📍 «ici»\n\"quoted\"",
+        text='موقعي 📍 «ici»\n"quoted"',
         payload="l:uk",
         message_id="777",
         language_hint="ar",
@@ -325,7 +327,11 @@ async def test_workers_share_conversations_inboxes_and_dedupe(two_workers: list[
 async def test_redeliveries_racing_on_two_workers_are_accepted_once(two_workers: list[RedisStorage]) -> None:
     one, two = two_workers
     results = await asyncio.gather(
-        *(w.accept_incoming("wa-race", message(f"m{n}", f"r{n}"), f"whatsapp:r{n}") for n in range(50) for w in (one, two))
+        *(
+            w.accept_incoming("wa-race", message(f"m{n}", f"r{n}"), f"whatsapp:r{n}")
+            for n in range(50)
+            for w in (one, two)
+        )
     )
     assert sum(results) == 50
     texts = []
@@ -335,7 +341,9 @@ async def test_redeliveries_racing_on_two_workers_are_accepted_once(two_workers:
     assert sorted(texts) == sorted(f"m{n}" for n in range(50))
 
 
-async def test_a_lock_is_exclusive_across_workers_and_renewed_while_held(two_workers: list[RedisStorage]) -> None:
+async def test_a_lock_is_exclusive_across_workers_and_renewed_while_held(
+    two_workers: list[RedisStorage],
+) -> None:
     one, two = two_workers
     async with one.user_lock("wa-busy"):
         with pytest.raises(TimeoutError):

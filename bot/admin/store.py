@@ -128,6 +128,9 @@ class RedisAdminStore:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(records, record_id, json.dumps({**record, "owner": owner}, ensure_ascii=False))
             pipe.zadd(times, {record_id: self._clock()})
+            # Old entries are dropped one by one on reading; a stream nobody writes to goes whole.
+            pipe.expire(records, self._retention)
+            pipe.expire(times, self._retention)
             if owner:
                 pipe.sadd(self._owner_key(stream, owner), record_id)
                 pipe.expire(self._owner_key(stream, owner), self._retention)

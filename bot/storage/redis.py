@@ -13,6 +13,7 @@ Two indexes span users, each under a hash tag of its own:
 
     guichet:{handoff}:queue  keys of the conversations waiting for staff, scored by handoff time
     guichet:{inbox}:pending  keys whose inbox holds messages, for recovery after a crash
+    guichet:seen:{<hash>}    a platform message id seen outside any user (``first_delivery``)
 
 Every key expires: the user's keys after the retention period (refreshed on each write), the
 lock after its lease, the rate window after the window. ``delete`` removes all of them at once.
@@ -121,9 +122,10 @@ def _encode(message: IncomingMessage) -> str:
     return json.dumps(message.to_json(), ensure_ascii=False, separators=(",", ":"))
 
 
-def _digest(message_id: str) -> str:
-    """Platform message ids can embed the sender's number (WhatsApp wamids do): store a hash."""
-    return hashlib.sha256(message_id.encode()).hexdigest()[:32]
+def _digest(message_id: str, length: int = 16) -> str:
+    """Platform message ids can embed the sender's number (WhatsApp wamids do): store a hash.
+    64 bits tell apart the few hundred ids of one user; global keys use more."""
+    return hashlib.sha256(message_id.encode()).hexdigest()[:length]
 
 
 def connect(url: str, **options: Any) -> Redis | RedisCluster:
@@ -261,25 +263,34 @@ class RedisStorage(Storage):
     # -- deliveries ----------------------------------------------------------------------------
 
     async def first_delivery(self, message_id: str) -> bool:
-        name = f"{self.prefix}:seen:{{{_digest(message_id)}}}"
+        name = f"{self.prefix}:seen:{{{_digest(message_id, 32)}}}"
         async with self._redis():
             return bool(await self.client.set(name, 1, nx=True, ex=self._dedupe_ms // 1000))
 
     async def accept_incoming(self, key: str, message: IncomingMessage, delivery_id: str | None) -> bool:
+        """Dedupe and store in one script, then index the user for recovery, in one round trip
+        on a single Redis. The index comes second (see ``ack_incoming``); it is written for a
+        redelivery too, so a worker that died between the two leaves no message unindexed."""
+        keys = [self.key(key, "seen"), self.key(key, "inbox")]
+        digest = _digest(delivery_id) if delivery_id else ""
+        args: list[str | int] = [
+            digest,
+            int(time.time() * 1000),
+            self._dedupe_ms,
+            self._retention,
+            _encode(message),
+        ]
         async with self._redis():
-            # Indexed first: a crash between the two leaves an index entry, never an orphan message.
-            await self.client.zadd(self._pending, {key: time.time()})
-            await self.client.expire(self._pending, self._retention)
-            accepted = await self._accept(
-                keys=[self.key(key, "seen"), self.key(key, "inbox")],
-                args=[
-                    _digest(delivery_id) if delivery_id else "",
-                    int(time.time() * 1000),
-                    self._dedupe_ms,
-                    self._retention,
-                    _encode(message),
-                ],
-            )
+            if isinstance(self.client, RedisCluster):  # other slots, other nodes: one after the other
+                accepted = await self._accept(keys=keys, args=args)
+                await self.client.zadd(self._pending, {key: time.time()})
+                await self.client.expire(self._pending, self._retention)
+                return bool(accepted)
+            async with self.client.pipeline(transaction=False) as pipe:
+                await self._accept(keys=keys, args=args, client=pipe)
+                pipe.zadd(self._pending, {key: time.time()})
+                pipe.expire(self._pending, self._retention)
+                accepted, *_ = await pipe.execute()
         return bool(accepted)
 
     async def push_incoming(self, key: str, message: IncomingMessage) -> None:
@@ -295,7 +306,8 @@ class RedisStorage(Storage):
             left = await self._ack(keys=[self.key(key, "inbox")], args=[_encode(message)])
             if left == 0:
                 await self.client.zrem(self._pending, key)
-                # A message accepted in between re-indexes itself, unless we removed it just after.
+                # A message stored since is indexed after it is stored: either after this removal,
+                # or before it, and then it is in the inbox now.
                 if await self.client.llen(self.key(key, "inbox")):
                     await self.client.zadd(self._pending, {key: time.time()})
 
