@@ -54,6 +54,8 @@ LEGAL_AID_CANDIDATES = (
     "on me demande un notaire pour l'heritage de mon pere",
     "j'ai besoin d'un traducteur pour le tribunal",
     "le notaire veut des papiers pour la succession",
+    "je veux divorcer ici, comment faire",
+    "quelqu un a utilise mon identite pour un credit",
     "un huissier est venu chez moi avec une lettre",
 )
 

@@ -92,6 +92,8 @@ FIXED_MISSES = [
     ("on skazal chto ub'et menya", "threat"),  # the soft sign typed as an apostrophe
     ("do mene v kvartyru khtos vlamavsia, v noho nizh", "threat"),
     ("fama wa7ed dkhal l dar 3ando mous", "violence"),  # Tunisian Arabizi
+    ("sa7bi 5da bzaf dyal l7bob w mab9ach kayfi9", "medical"),  # Moroccan Arabizi: pills, not waking
+    ("khti akhad 7boob kteer w ma 3am yfi2", "medical"),
     ("الحقوووني", "danger"),  # repeated Arabic letters
     ("علقانين بالطابق الخامس وفي دخان", "fire"),  # the conjunction و joined to the next word
     ("mi pareja me está golpeando, ayuda", "violence"),
