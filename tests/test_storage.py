@@ -14,6 +14,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -440,3 +441,10 @@ async def test_an_unreachable_redis_is_reported_and_the_store_recovers_by_itself
     finally:
         await store.close()
         server.kill()
+
+
+def test_the_json_form_of_a_message_has_every_field() -> None:
+    """``to_json`` lists the fields one by one: a field added later must be added there too."""
+    sent = IncomingMessage("whatsapp", "336", Kind.LOCATION, location=Location(48.8, 2.3), message_id="w1")
+    assert set(sent.to_json()) == {field.name for field in fields(IncomingMessage)}
+    assert IncomingMessage.from_json(json.loads(json.dumps(sent.to_json()))) == sent
