@@ -235,7 +235,7 @@ def decided_scores(truth: Sequence[str], decided: Sequence[str]) -> tuple[float,
 
 
 def clinc150(python: Path, data_path: Path, epochs: int, work: Path) -> tuple[Measured, Measured]:
-    from nlu.benchmark import choose_threshold
+    from nlu.benchmark import Outcome, choose_threshold
     from nlu.data import Example
     from nlu.understanding import OUT_OF_SCOPE
 
@@ -267,7 +267,7 @@ def clinc150(python: Path, data_path: Path, epochs: int, work: Path) -> tuple[Me
     run = run_rasa(python, work / "rasa-clinc150", train, [e.text for e in val + test], epochs)
     rankings = [rasa_ranking(parsed) for parsed in run.parsed]
     val_rankings, test_rankings = rankings[: len(val)], rankings[len(val) :]
-    threshold = choose_threshold(val, val_rankings)
+    threshold = choose_threshold(Outcome(val, [r or [(OUT_OF_SCOPE, 0.0)] for r in val_rankings]))
     decided = [
         OUT_OF_SCOPE if not r or r[0][0] == OUT_OF_SCOPE or r[0][1] < threshold else r[0][0]
         for r in test_rankings

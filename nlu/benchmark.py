@@ -52,11 +52,11 @@ def run_clinc150(
     train_seconds, train_cpu_seconds = time.perf_counter() - wall, time.process_time() - cpu
 
     report("validation", 0.0)
-    val_outcome = _Outcome(val, classifier.rank_batch([example.text for example in val]))
+    val_outcome = Outcome(val, classifier.rank_batch([example.text for example in val]))
     threshold = choose_threshold(val_outcome)
     report("test", 0.0)
     test_rankings = classifier.rank_batch([example.text for example in test])
-    test_outcome = _Outcome(test, test_rankings)
+    test_outcome = Outcome(test, test_rankings)
     report("latency", 0.0)
     wall_ms, cpu_ms = _single_message_latencies(classifier, [example.text for example in test])
     if predictions_path is not None:
@@ -89,7 +89,7 @@ def run_clinc150(
     }
 
 
-class _Outcome:
+class Outcome:
     """Top intents and confidences of a split, to score any threshold quickly."""
 
     def __init__(self, examples: Sequence[Example], rankings: Sequence[Ranking]) -> None:
@@ -109,7 +109,7 @@ class _Outcome:
         }
 
 
-def choose_threshold(outcome: _Outcome) -> float:
+def choose_threshold(outcome: Outcome) -> float:
     """Lowest confidence threshold with the best in-scope accuracy among those reaching the oos recall target."""
     confidences = np.unique(outcome.confidence)
     candidates = [0.0, *confidences.tolist(), float(np.nextafter(confidences[-1], np.inf))]
@@ -125,7 +125,7 @@ def choose_threshold(outcome: _Outcome) -> float:
     return best[0]
 
 
-def threshold_curve(outcome: _Outcome) -> list[dict[str, float]]:
+def threshold_curve(outcome: Outcome) -> list[dict[str, float]]:
     """(threshold, in-scope accuracy, oos recall) as the threshold moves, for the plot."""
     thresholds = [0.0, *np.unique(np.quantile(outcome.confidence, np.linspace(0, 1, 201))).tolist()]
     return [{"threshold": t, **outcome.scores(t)} for t in thresholds]
