@@ -40,14 +40,17 @@ from nlu.normalize import clip, normalize
 OUT_OF_SCOPE = "out_of_scope"
 
 # Bump when features or model change, so cached models are retrained.
-CLASSIFIER_VERSION = "5"
+CLASSIFIER_VERSION = "6"
 _CHAR_NGRAMS = (2, 5)
 _WORD_NGRAMS = (1, 2)
 _SEMANTIC_C = 10.0  # inverse L2 strength of the logistic regression on embeddings
 _LEXICAL_C = 0.5  # inverse L2 strength of the linear SVM on n-grams
-# SVM margins are added to the semantic log-probabilities with a weight from this grid.
+# SVM margins are added to the semantic log-probabilities with a weight from this grid, and the
+# sum is divided by a temperature from the second grid (above 1: less sure of itself).
 _LEXICAL_WEIGHTS = (0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0)
+_TEMPERATURES = (1.0, 1.25, 1.5, 2.0)
 _DEFAULT_LEXICAL_WEIGHT = 2.0  # for data too small to hold a fifth out
+_DEFAULT_TEMPERATURE = 1.0
 _MIN_EXAMPLES_TO_WEIGH = 100
 # The encoder's cost grows with length (1,000 characters cost about 5 times a short message): it
 # sees the start and the end of a long story, where the question usually is; the n-grams see up to
@@ -63,9 +66,9 @@ Progress = Callable[[str, float], None]
 class IntentClassifier:
     """Scores every intent for a message; the top score is the confidence the bot thresholds."""
 
-    def __init__(self, experts: _Experts, lexical_weight: float) -> None:
+    def __init__(self, experts: _Experts, mixing: Mixing) -> None:
         self._experts = experts
-        self._lexical_weight = lexical_weight
+        self.mixing = mixing
         self.intents: tuple[str, ...] = experts.intents
 
     @classmethod
@@ -75,8 +78,9 @@ class IntentClassifier:
         """Fit both experts; `progress(stage, fraction)` reports the stages (from this thread).
 
         How much the lexical expert counts depends on the data (little on English CLINC150, a lot
-        on Estonian or Arabizi that USE never learned), so it is chosen on a held-out fifth of the
-        examples before the final fit on all of them.
+        on Estonian or Arabizi that USE never learned), and so does how sure of itself the sum
+        should be: both are chosen on a held-out fifth of the examples before the final fit on all
+        of them.
         """
         report = progress or _ignore_progress
         labels = np.array([example.intent for example in examples])
@@ -87,12 +91,12 @@ class IntentClassifier:
         normalized = [normalize(example.text) for example in examples]
         report("embeddings", 1.0)
         report("weighting", 0.0)
-        lexical_weight = _choose_lexical_weight(normalized, embeddings, labels, seed)
+        mixing = _choose_mixing(normalized, embeddings, labels, seed)
         report("weighting", 1.0)
         report("fit", 0.0)
         experts = _Experts.fit(normalized, embeddings, labels, seed)
         report("fit", 1.0)
-        return cls(experts, lexical_weight)
+        return cls(experts, mixing)
 
     def rank(self, text: str) -> list[tuple[str, float]]:
         """Every intent with its probability, most likely first."""
@@ -104,15 +108,13 @@ class IntentClassifier:
             return []
         normalized = [normalize(text) for text in texts]
         semantic, lexical = self._experts.scores(normalized, encode_sentences(list(texts)))
-        probabilities = softmax(semantic + self._lexical_weight * lexical, axis=1)
+        probabilities = softmax(self.mixing.logits(semantic, lexical), axis=1)
         return [_ranking(self.intents, row) for row in probabilities]
 
     def save(self, directory: Path) -> None:
         """Write the model files into `directory` (created if needed)."""
         directory.mkdir(parents=True, exist_ok=True)
-        joblib.dump(
-            {"experts": self._experts, "lexical_weight": self._lexical_weight}, directory / _MODEL_FILE
-        )
+        joblib.dump({"experts": self._experts, "mixing": self.mixing}, directory / _MODEL_FILE)
         (directory / _META_FILE).write_text(json.dumps(_cache_identity(), indent=2), encoding="utf-8")
 
     @classmethod
@@ -120,7 +122,18 @@ class IntentClassifier:
         """Read a model written by `save` (a trusted local directory: the files are pickles)."""
         parts = joblib.load(directory / _MODEL_FILE)
         encode_sentences(["warm up"])  # load the encoder now rather than on the first user message
-        return cls(parts["experts"], parts["lexical_weight"])
+        return cls(parts["experts"], parts["mixing"])
+
+
+@dataclass(frozen=True)
+class Mixing:
+    """How the two experts' scores become one set of logits: ``(semantic + weight · lexical) / temperature``."""
+
+    lexical_weight: float
+    temperature: float
+
+    def logits(self, semantic: np.ndarray, lexical: np.ndarray) -> np.ndarray:
+        return np.asarray((semantic + self.lexical_weight * lexical) / self.temperature)
 
 
 @dataclass(frozen=True)
@@ -222,13 +235,15 @@ def _per_intent(coef: np.ndarray, intercept: np.ndarray, binary_sign: float) -> 
     return np.ascontiguousarray(coef.T, dtype=np.float32), np.asarray(intercept, dtype=np.float32)
 
 
-def _choose_lexical_weight(
-    normalized: list[str], embeddings: np.ndarray, labels: np.ndarray, seed: int
-) -> float:
-    """The grid weight with the lowest log-loss on a stratified held-out fifth of the examples."""
+def _choose_mixing(normalized: list[str], embeddings: np.ndarray, labels: np.ndarray, seed: int) -> Mixing:
+    """The grid weight and temperature with the lowest log-loss on a stratified held-out fifth.
+
+    Log-loss punishes a confident mistake far more than a hesitant one, so it also chooses how
+    sure of itself the model should be, which the bot's thresholds rely on.
+    """
     counts = np.unique(labels, return_counts=True)[1]
     if len(labels) < _MIN_EXAMPLES_TO_WEIGH or counts.min() < 2:
-        return _DEFAULT_LEXICAL_WEIGHT
+        return Mixing(_DEFAULT_LEXICAL_WEIGHT, _DEFAULT_TEMPERATURE)
     fit_rows, held_rows = train_test_split(
         np.arange(len(labels)), test_size=0.2, stratify=labels, random_state=seed
     )
@@ -238,11 +253,12 @@ def _choose_lexical_weight(
     truth = np.minimum(np.searchsorted(intents, labels[held_rows]), len(intents) - 1)
     known = intents[truth] == labels[held_rows]  # a rare intent may have no example left to fit
 
-    def log_loss(weight: float) -> float:
-        log_probabilities = log_softmax(semantic + weight * lexical, axis=1)
+    def log_loss(mixing: Mixing) -> float:
+        log_probabilities = log_softmax(mixing.logits(semantic, lexical), axis=1)
         return float(-np.mean(log_probabilities[np.arange(len(truth)), truth][known]))
 
-    return min(_LEXICAL_WEIGHTS, key=log_loss)
+    grid = [Mixing(weight, temperature) for weight in _LEXICAL_WEIGHTS for temperature in _TEMPERATURES]
+    return min(grid, key=log_loss)
 
 
 def encode_sentences(texts: list[str]) -> np.ndarray:
@@ -306,7 +322,9 @@ def _cache_identity() -> dict[str, Any]:
             "semantic_C": _SEMANTIC_C,
             "lexical_C": _LEXICAL_C,
             "lexical_weights": _LEXICAL_WEIGHTS,
+            "temperatures": _TEMPERATURES,
             "default_lexical_weight": _DEFAULT_LEXICAL_WEIGHT,
+            "default_temperature": _DEFAULT_TEMPERATURE,
             "embedded_chars": (_EMBEDDED_HEAD_CHARS, _EMBEDDED_TAIL_CHARS),
         },
         "scikit_learn": sklearn.__version__,

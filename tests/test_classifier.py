@@ -9,7 +9,17 @@ from pathlib import Path
 import pytest
 
 from nlu.benchmark import format_report, plot_curve, run_clinc150
-from nlu.classifier import OUT_OF_SCOPE, IntentClassifier, _sentence_encoder, load_or_train
+from nlu.classifier import (
+    _DEFAULT_LEXICAL_WEIGHT,
+    _DEFAULT_TEMPERATURE,
+    _LEXICAL_WEIGHTS,
+    _TEMPERATURES,
+    OUT_OF_SCOPE,
+    IntentClassifier,
+    Mixing,
+    _sentence_encoder,
+    load_or_train,
+)
 from nlu.data import Example
 
 TRAINING = {
@@ -150,7 +160,7 @@ def test_encoder_never_asks_for_more_blas_threads_than_cores() -> None:
     assert _sentence_encoder().threads <= (os.cpu_count() or 1)
 
 
-def test_larger_training_sets_choose_the_lexical_weight_on_held_out_examples() -> None:
+def test_larger_training_sets_choose_the_mixing_on_held_out_examples() -> None:
     templates = {
         "housing_search": ["i need a {} flat", "looking for a {} room", "cherche un appartement {}"],
         "language_courses": ["{} french course", "i want to learn {} estonian", "cours de langue {}"],
@@ -167,6 +177,10 @@ def test_larger_training_sets_choose_the_lexical_weight_on_held_out_examples() -
     trained = IntentClassifier.train([*many, Example("cheap flat please", "housing_search")])
     assert trained.rank("cheap room")[0][0] == "housing_search"
     assert trained.rank("estonian course")[0][0] == "language_courses"
+    assert trained.mixing.lexical_weight in _LEXICAL_WEIGHTS
+    assert trained.mixing.temperature in _TEMPERATURES
+    small = IntentClassifier.train(many[:60])
+    assert small.mixing == Mixing(_DEFAULT_LEXICAL_WEIGHT, _DEFAULT_TEMPERATURE)
 
 
 def test_clinc150_benchmark_protocol_on_a_tiny_dataset(tmp_path: Path) -> None:

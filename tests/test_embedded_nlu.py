@@ -37,7 +37,7 @@ def trained() -> IntentClassifier:
 def nlu_with(
     embedded_nlu: EmbeddedNLU, classifier_class: type[IntentClassifier], trained: IntentClassifier
 ) -> EmbeddedNLU:
-    classifier = classifier_class(trained._experts, trained._lexical_weight)
+    classifier = classifier_class(trained._experts, trained.mixing)
     if isinstance(classifier, CountingClassifier):
         classifier.batches = []
     return EmbeddedNLU(classifier, embedded_nlu.languages, embedded_nlu.detector)
