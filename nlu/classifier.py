@@ -40,7 +40,7 @@ from nlu.normalize import clip, normalize
 OUT_OF_SCOPE = "out_of_scope"
 
 # Bump when features or model change, so cached models are retrained.
-CLASSIFIER_VERSION = "6"
+CLASSIFIER_VERSION = "7"
 _CHAR_NGRAMS = (2, 5)
 _WORD_NGRAMS = (1, 2)
 _SEMANTIC_C = 10.0  # inverse L2 strength of the logistic regression on embeddings
@@ -51,6 +51,9 @@ _LEXICAL_WEIGHTS = (0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0)
 _TEMPERATURES = (1.0, 1.25, 1.5, 2.0)
 _DEFAULT_LEXICAL_WEIGHT = 2.0  # for data too small to hold a fifth out
 _DEFAULT_TEMPERATURE = 1.0
+# Leaving one language out fits the experts on a sample of this many examples of the others
+# (enough to rank the grid, and it keeps the seven extra fits cheap).
+_TRANSFER_FIT_ROWS = 3000
 _MIN_EXAMPLES_TO_WEIGH = 100
 # The encoder's cost grows with length (1,000 characters cost about 5 times a short message): it
 # sees the start and the end of a long story, where the question usually is; the n-grams see up to
@@ -91,7 +94,8 @@ class IntentClassifier:
         normalized = [normalize(example.text) for example in examples]
         report("embeddings", 1.0)
         report("weighting", 0.0)
-        mixing = _choose_mixing(normalized, embeddings, labels, seed)
+        languages = np.array([example.lang or "" for example in examples])
+        mixing = _choose_mixing(normalized, embeddings, labels, languages, seed)
         report("weighting", 1.0)
         report("fit", 0.0)
         experts = _Experts.fit(normalized, embeddings, labels, seed)
@@ -235,8 +239,16 @@ def _per_intent(coef: np.ndarray, intercept: np.ndarray, binary_sign: float) -> 
     return np.ascontiguousarray(coef.T, dtype=np.float32), np.asarray(intercept, dtype=np.float32)
 
 
-def _choose_mixing(normalized: list[str], embeddings: np.ndarray, labels: np.ndarray, seed: int) -> Mixing:
-    """The grid weight and temperature with the lowest log-loss on a stratified held-out fifth.
+def _choose_mixing(
+    normalized: list[str], embeddings: np.ndarray, labels: np.ndarray, languages: np.ndarray, seed: int
+) -> Mixing:
+    """The grid weight and temperature with the lowest log-loss on held-out examples.
+
+    Two kinds of held-out examples count equally: a stratified fifth of the examples (messages
+    like those the admins wrote) and, when the data has several languages, each language in turn
+    with the experts fitted on the others only (newcomers who write in a language without
+    examples). The fifth alone favours the n-grams, which know the training languages' words, and
+    so makes the model confidently wrong in a language it has never seen.
 
     Log-loss punishes a confident mistake far more than a hesitant one, so it also chooses how
     sure of itself the model should be, which the bot's thresholds rely on.
@@ -244,21 +256,44 @@ def _choose_mixing(normalized: list[str], embeddings: np.ndarray, labels: np.nda
     counts = np.unique(labels, return_counts=True)[1]
     if len(labels) < _MIN_EXAMPLES_TO_WEIGH or counts.min() < 2:
         return Mixing(_DEFAULT_LEXICAL_WEIGHT, _DEFAULT_TEMPERATURE)
-    fit_rows, held_rows = train_test_split(
-        np.arange(len(labels)), test_size=0.2, stratify=labels, random_state=seed
-    )
+    grid = [Mixing(weight, temperature) for weight in _LEXICAL_WEIGHTS for temperature in _TEMPERATURES]
+    rows = np.arange(len(labels))
+    fit_rows, held_rows = train_test_split(rows, test_size=0.2, stratify=labels, random_state=seed)
+    losses = _grid_log_losses(grid, normalized, embeddings, labels, fit_rows, held_rows, seed)
+    spoken = sorted({str(language) for language in languages if language})
+    if len(spoken) > 1:
+        random = np.random.default_rng(seed)
+        transfer = np.zeros(len(grid))
+        for language in spoken:
+            others = rows[languages != language]
+            if len(others) > _TRANSFER_FIT_ROWS:
+                others = np.sort(random.choice(others, _TRANSFER_FIT_ROWS, replace=False))
+            held = rows[languages == language]
+            transfer += _grid_log_losses(grid, normalized, embeddings, labels, others, held, seed)
+        losses += transfer / len(spoken)
+    return grid[int(np.argmin(losses))]
+
+
+def _grid_log_losses(
+    grid: list[Mixing],
+    normalized: list[str],
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    fit_rows: np.ndarray,
+    held_rows: np.ndarray,
+    seed: int,
+) -> np.ndarray:
+    """Log-loss on `held_rows` of experts fitted on `fit_rows`, for each mixing of the grid."""
     experts = _Experts.fit([normalized[i] for i in fit_rows], embeddings[fit_rows], labels[fit_rows], seed)
     semantic, lexical = experts.scores([normalized[i] for i in held_rows], embeddings[held_rows])
     intents = np.array(experts.intents)
     truth = np.minimum(np.searchsorted(intents, labels[held_rows]), len(intents) - 1)
     known = intents[truth] == labels[held_rows]  # a rare intent may have no example left to fit
-
-    def log_loss(mixing: Mixing) -> float:
+    losses = []
+    for mixing in grid:
         log_probabilities = log_softmax(mixing.logits(semantic, lexical), axis=1)
-        return float(-np.mean(log_probabilities[np.arange(len(truth)), truth][known]))
-
-    grid = [Mixing(weight, temperature) for weight in _LEXICAL_WEIGHTS for temperature in _TEMPERATURES]
-    return min(grid, key=log_loss)
+        losses.append(-np.mean(log_probabilities[np.arange(len(truth)), truth][known]))
+    return np.asarray(losses, dtype=np.float64)
 
 
 def encode_sentences(texts: list[str]) -> np.ndarray:
@@ -325,6 +360,7 @@ def _cache_identity() -> dict[str, Any]:
             "temperatures": _TEMPERATURES,
             "default_lexical_weight": _DEFAULT_LEXICAL_WEIGHT,
             "default_temperature": _DEFAULT_TEMPERATURE,
+            "transfer_fit_rows": _TRANSFER_FIT_ROWS,
             "embedded_chars": (_EMBEDDED_HEAD_CHARS, _EMBEDDED_TAIL_CHARS),
         },
         "scikit_learn": sklearn.__version__,

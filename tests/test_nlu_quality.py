@@ -43,16 +43,16 @@ def unseen(config: Config, embedded_nlu: EmbeddedNLU) -> Report:
 
 def test_heldout_floors(heldout: Report) -> None:
     figures = heldout.overall.figures()
-    assert figures["helped"] is not None and figures["helped"] >= 88.5, figures
-    assert figures["wrong_answer_rate"] is not None and figures["wrong_answer_rate"] <= 4.5, figures
-    assert figures["oos_recall"] is not None and figures["oos_recall"] >= 95.0, figures
+    assert figures["helped"] is not None and figures["helped"] >= 92.5, figures
+    assert figures["wrong_answer_rate"] is not None and figures["wrong_answer_rate"] <= 3.5, figures
+    assert figures["oos_recall"] is not None and figures["oos_recall"] >= 97.0, figures
 
 
 def test_blind_floors(blind: Report) -> None:
     figures = blind.overall.figures()
-    assert figures["helped"] is not None and figures["helped"] >= 95.0, figures
-    assert figures["wrong_answer_rate"] is not None and figures["wrong_answer_rate"] <= 3.0, figures
-    assert figures["oos_recall"] is not None and figures["oos_recall"] >= 90.0, figures
+    assert figures["helped"] is not None and figures["helped"] >= 97.0, figures
+    assert figures["wrong_answer_rate"] is not None and figures["wrong_answer_rate"] <= 2.5, figures
+    assert figures["oos_recall"] is not None and figures["oos_recall"] >= 92.0, figures
     assert figures["emergency_recall"] == 100.0
 
 
@@ -63,12 +63,13 @@ def test_every_emergency_is_caught(heldout: Report) -> None:
 @pytest.mark.parametrize("lang", ["fr", "en", "nl", "ar", "uk", "ru", "et"])
 def test_every_content_language_is_helped(heldout: Report, blind: Report, lang: str) -> None:
     helped = heldout.by_lang[lang].figures()["helped"]
-    assert helped is not None and helped >= 83.0, (lang, helped)
+    assert helped is not None and helped >= 87.0, (lang, helped)
     helped = blind.by_lang[lang].figures()["helped"]
-    assert helped is not None and helped >= 90.0, (lang, helped)
+    assert helped is not None and helped >= 94.0, (lang, helped)
 
 
 def test_unseen_languages_are_mostly_helped(unseen: Report) -> None:
     figures = unseen.overall.figures()
-    assert figures["helped"] is not None and figures["helped"] >= 77.0, figures
+    assert figures["helped"] is not None and figures["helped"] >= 82.0, figures
+    assert figures["wrong_answer_rate"] is not None and figures["wrong_answer_rate"] <= 5.0, figures
     assert figures["emergency_recall"] == 100.0
