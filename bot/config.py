@@ -114,7 +114,7 @@ class Thresholds(_Strict):
 
     answer: float = Field(default=0.55, ge=0, le=1)
     clarify: float = Field(default=0.25, ge=0, le=1)
-    clarify_second: float = Field(default=0.15, ge=0, le=1)
+    clarify_second: float = Field(default=0.05, ge=0, le=1)
     emergency: float = Field(default=0.35, ge=0, le=1)
 
 

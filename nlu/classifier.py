@@ -76,14 +76,19 @@ class IntentClassifier:
 
     @classmethod
     def train(
-        cls, examples: Sequence[Example], *, progress: Progress | None = None, seed: int = 0
+        cls,
+        examples: Sequence[Example],
+        *,
+        progress: Progress | None = None,
+        seed: int = 0,
+        mixing: Mixing | None = None,
     ) -> IntentClassifier:
         """Fit both experts; `progress(stage, fraction)` reports the stages (from this thread).
 
         How much the lexical expert counts depends on the data (little on English CLINC150, a lot
         on Estonian or Arabizi that USE never learned), and so does how sure of itself the sum
-        should be: both are chosen on a held-out fifth of the examples before the final fit on all
-        of them.
+        should be: both are chosen on held-out examples (see `_choose_mixing`) before the final
+        fit on all of them. Passing `mixing` skips that choice (cross-validation reuses the first fold's).
         """
         report = progress or _ignore_progress
         labels = np.array([example.intent for example in examples])
@@ -94,8 +99,9 @@ class IntentClassifier:
         normalized = [normalize(example.text) for example in examples]
         report("embeddings", 1.0)
         report("weighting", 0.0)
-        languages = np.array([example.lang or "" for example in examples])
-        mixing = _choose_mixing(normalized, embeddings, labels, languages, seed)
+        if mixing is None:
+            languages = np.array([example.lang or "" for example in examples])
+            mixing = _choose_mixing(normalized, embeddings, labels, languages, seed)
         report("weighting", 1.0)
         report("fit", 0.0)
         experts = _Experts.fit(normalized, embeddings, labels, seed)
