@@ -52,7 +52,7 @@ _TEMPERATURES = (1.0, 1.25, 1.5, 2.0)
 _DEFAULT_LEXICAL_WEIGHT = 2.0  # for data too small to hold a fifth out
 _DEFAULT_TEMPERATURE = 1.0
 # Leaving one language out fits the experts on a sample of this many examples of the others
-# (enough to rank the grid, and it keeps the seven extra fits cheap).
+# (enough to rank the grid, and it keeps the extra fit per language cheap).
 _TRANSFER_FIT_ROWS = 3000
 _MIN_EXAMPLES_TO_WEIGH = 100
 # The encoder's cost grows with length (1,000 characters cost about 5 times a short message): it

@@ -69,7 +69,7 @@ def held_out_predictions(
     with warnings.catch_warnings():  # topics with fewer examples than folds are expected here
         warnings.simplefilter("ignore", UserWarning)
         splits = list(splitter.split(data, labels))
-    mixing: Mixing | None = None  # chosen on the first fold, reused: the choice costs 7 extra fits
+    mixing: Mixing | None = None  # chosen on the first fold, reused: choosing costs a fit per language
     for number, (train, test) in enumerate(splits, start=1):
         classifier = IntentClassifier.train([data[i] for i in train], seed=_SEED, mixing=mixing)
         mixing = classifier.mixing
